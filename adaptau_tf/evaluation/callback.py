@@ -1,0 +1,263 @@
+"""Keras callback: periodic all-ranking evaluation, early stopping, best weights."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from adaptau_tf.evaluation.evaluator import RankingEvaluator
+
+_STATE_FILE = "ranking_evaluation_state.json"
+_WEIGHTS_FILE = "ranking_evaluation_best_weights.npz"
+
+
+@tf.keras.utils.register_keras_serializable(package="adaptau_tf")
+class RankingEvaluation(tf.keras.callbacks.Callback):
+    """Evaluates ranking metrics every N epochs, with early stopping.
+
+    At the end of every ``every_n_epochs``-th epoch (epochs ``N-1, 2N-1, ...``
+    counted from 0) it calls ``self.model.compute_representations(
+    training=False)`` -> ``(user_embeddings [n, d], item_embeddings [m, d])``,
+    runs ``evaluator.evaluate`` and writes every metric into the epoch ``logs``
+    as ``f"{prefix}{name}"`` (e.g. ``val_recall@20``) plus the evaluation time
+    as ``f"{prefix}eval_seconds"``. Keys written into ``logs`` reach
+    ``History`` and every callback that runs *after* this one, so place it
+    **before** ``CSVLogger`` / ``TensorBoard`` in the callbacks list. With
+    ``every_n_epochs > 1`` the first epoch carries no such keys and
+    ``CSVLogger`` (which fixes its columns at the first epoch) drops them;
+    use ``every_n_epochs=1`` with ``CSVLogger``.
+
+    The monitored metric (higher is better) is tracked with its epoch and,
+    if ``restore_best_weights``, a copy of ``self.model.get_weights()`` at the
+    best value. After ``patience``
+    evaluations without a strict improvement training stops; at the end of
+    training the best weights are put back if ``restore_best_weights``.
+    Optimizer state is not restored.
+
+    Resuming with ``tf.keras.callbacks.BackupAndRestore``: state is reset at
+    ``on_train_begin``. Without ``backup_dir`` a resumed run (new process) starts
+    the best value, its weights and the patience count afresh from the resumed
+    epoch, so a best epoch from before the interruption is lost. With
+    ``backup_dir`` the state (best value, epoch, weights, patience count,
+    history) is written there after every evaluation and reloaded at
+    ``on_train_begin``; it is deleted at ``on_train_end`` (as
+    ``BackupAndRestore`` deletes its own backup), so a later ``fit`` starts
+    afresh.
+
+    Args:
+        evaluator: the :class:`RankingEvaluator` to run.
+        every_n_epochs: evaluation period in epochs (>= 1).
+        monitor: metric to track, e.g. ``"recall@20"`` (``prefix`` may be
+            included: ``"val_recall@20"``).
+        patience: evaluations without improvement before stopping; ``None`` or
+            ``0`` disables early stopping.
+        restore_best_weights: restore the best weights at the end of training.
+        prefix: prefix of the keys written into ``logs``.
+        verbose: 0 silent, 1 one line per evaluation.
+        backup_dir: optional directory to persist the best state across
+            interrupted runs (see above).
+        **kwargs: passed to ``tf.keras.callbacks.Callback``.
+
+    Example:
+        >>> evaluation = RankingEvaluation(
+        ...     RankingEvaluator(data.train_csr, data.valid_csr), patience=5)
+        >>> model.fit(dataset, epochs=100,
+        ...           callbacks=[evaluation, tf.keras.callbacks.CSVLogger("log.csv")])
+        >>> evaluation.best_epoch, evaluation.best_value
+    """
+
+    def __init__(
+        self,
+        evaluator: RankingEvaluator,
+        every_n_epochs: int = 1,
+        monitor: str = "recall@20",
+        patience: int | None = 10,
+        restore_best_weights: bool = True,
+        prefix: str = "val_",
+        verbose: int = 1,
+        backup_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not hasattr(evaluator, "evaluate") or not hasattr(evaluator, "metric_names"):
+            raise TypeError(
+                f"evaluator must be a RankingEvaluator, got {type(evaluator).__name__}"
+            )
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int):
+            raise TypeError(f"every_n_epochs must be an int, got {every_n_epochs!r}")
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        if patience is not None and (isinstance(patience, bool) or patience < 0):
+            raise ValueError(f"patience must be None or an int >= 0, got {patience!r}")
+        names = tuple(evaluator.metric_names)
+        name = (
+            monitor[len(prefix) :] if prefix and monitor.startswith(prefix) else monitor
+        )
+        if name not in names:
+            raise ValueError(
+                f"monitor={monitor!r} is not a metric of the evaluator; choose one of {names}"
+            )
+        self.evaluator = evaluator
+        self.every_n_epochs = every_n_epochs
+        self.monitor = monitor
+        self.patience = patience
+        self.restore_best_weights = bool(restore_best_weights)
+        self.prefix = prefix
+        self.verbose = int(verbose)
+        self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
+        self._monitor_name = name
+        self._reset()
+
+    def _reset(self) -> None:
+        """Clears the best-state tracking."""
+        self.best_value: float = -math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list[np.ndarray] | None = None
+        self.history: list[dict[str, float]] = []
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Checks the model and resets (or reloads from ``backup_dir``) the state."""
+        if not callable(getattr(self.model, "compute_representations", None)):
+            raise TypeError(
+                f"RankingEvaluation needs a model with compute_representations(training); "
+                f"{type(self.model).__name__} has none"
+            )
+        self._reset()
+        if self.backup_dir is not None:
+            self._load_state()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Evaluates on every N-th epoch and writes the metrics into ``logs``."""
+        if (epoch + 1) % self.every_n_epochs != 0:
+            return
+        start = time.perf_counter()
+        users, items = self.model.compute_representations(training=False)
+        metrics = self.evaluator.evaluate(users, items)
+        seconds = time.perf_counter() - start
+        if logs is not None:
+            for name, value in metrics.items():
+                logs[f"{self.prefix}{name}"] = value
+            logs[f"{self.prefix}eval_seconds"] = seconds
+        # A resumed run may repeat epochs already recorded before the interruption.
+        self.history = [entry for entry in self.history if entry["epoch"] < epoch]
+        self.history.append({"epoch": epoch, **metrics, "eval_seconds": seconds})
+
+        value = metrics[self._monitor_name]
+        improved = value > self.best_value
+        if improved:
+            self.best_value = float(value)
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                self.best_weights = [
+                    np.array(w, copy=True) for w in self.model.get_weights()
+                ]
+        else:
+            self.wait += 1
+        if self.patience and self.wait >= self.patience:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch
+        if self.verbose:
+            self._print(epoch, metrics, seconds, improved)
+        if self.backup_dir is not None:
+            self._save_state()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Restores the best weights if asked and removes the state backup."""
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+            if self.verbose:
+                print(
+                    f"RankingEvaluation: restored weights of epoch {self.best_epoch + 1} "
+                    f"({self.prefix}{self._monitor_name}={self.best_value:.5f})"
+                )
+        if self.backup_dir is not None:
+            for file_name in (_STATE_FILE, _WEIGHTS_FILE):
+                path = os.path.join(self.backup_dir, file_name)
+                if os.path.exists(path):
+                    os.remove(path)
+
+    def _print(
+        self, epoch: int, metrics: dict[str, float], seconds: float, improved: bool
+    ) -> None:
+        """Prints one line with the metrics at the largest cut-off <= 20."""
+        shown = {k: v for k, v in metrics.items() if k.endswith(f"@{self._shown_k()}")}
+        shown[self._monitor_name] = metrics[self._monitor_name]
+        text = " ".join(f"{self.prefix}{k}={v:.5f}" for k, v in shown.items())
+        best_epoch = "-" if self.best_epoch is None else self.best_epoch + 1
+        mark = (
+            " (best)" if improved else f" (best {self.best_value:.5f} @ {best_epoch})"
+        )
+        print(f"Epoch {epoch + 1}: {text} [{seconds:.2f}s]{mark}")
+
+    def _shown_k(self) -> int:
+        small = [k for k in self.evaluator.ks if k <= 20]
+        return small[-1] if small else self.evaluator.ks[0]
+
+    def _save_state(self) -> None:
+        """Atomically writes the tracking state (and best weights) to ``backup_dir``."""
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.best_weights is not None and self.wait == 0:
+            path = os.path.join(self.backup_dir, _WEIGHTS_FILE)
+            with open(path + ".tmp", "wb") as handle:
+                np.savez(handle, *self.best_weights)
+            os.replace(path + ".tmp", path)
+        state = {
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "history": self.history,
+            "has_weights": self.best_weights is not None,
+        }
+        path = os.path.join(self.backup_dir, _STATE_FILE)
+        with open(path + ".tmp", "w") as handle:
+            json.dump(state, handle)
+        os.replace(path + ".tmp", path)
+
+    def _load_state(self) -> None:
+        """Reloads the tracking state written by an interrupted run, if any."""
+        path = os.path.join(self.backup_dir, _STATE_FILE)
+        if not os.path.exists(path):
+            return
+        with open(path) as handle:
+            state = json.load(handle)
+        self.best_value = float(state["best_value"])
+        self.best_epoch = state["best_epoch"]
+        self.wait = int(state["wait"])
+        self.history = list(state["history"])
+        weights_path = os.path.join(self.backup_dir, _WEIGHTS_FILE)
+        if state["has_weights"] and os.path.exists(weights_path):
+            with np.load(weights_path) as stored:
+                self.best_weights = [
+                    stored[f"arr_{i}"] for i in range(len(stored.files))
+                ]
+        if self.verbose:
+            print(
+                f"RankingEvaluation: resumed from {self.backup_dir} (best "
+                f"{self.prefix}{self._monitor_name}={self.best_value:.5f} at epoch "
+                f"{None if self.best_epoch is None else self.best_epoch + 1})"
+            )
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns the scalar arguments (the evaluator cannot be serialised).
+
+        ``tf.keras.callbacks.Callback`` defines no ``get_config``, so there is
+        no parent config to chain to.
+        """
+        return {
+            "every_n_epochs": self.every_n_epochs,
+            "monitor": self.monitor,
+            "patience": self.patience,
+            "restore_best_weights": self.restore_best_weights,
+            "prefix": self.prefix,
+            "verbose": self.verbose,
+            "backup_dir": self.backup_dir,
+        }
