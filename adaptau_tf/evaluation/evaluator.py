@@ -53,12 +53,14 @@ class RankingEvaluator:
         target_csr: ``[n, m]`` scipy sparse matrix; non-zeros are the relevant
             held-out items. Users with no non-zero are not evaluated.
         ks: metric cut-offs; ``max(ks) <= m``.
-        user_batch_size: users scored per ``[b, m]`` block.
+        user_batch_size: users scored per ``[b, m]`` float32 block (memory
+            ``4 * b * m`` bytes; lower it for very large catalogues).
 
     Example:
         >>> evaluator = RankingEvaluator(data.train_csr, data.test_csr, ks=(20,))
-        >>> evaluator.evaluate(user_embeddings, item_embeddings)["recall@20"]
-        0.0731
+        >>> users, items = model.compute_representations(training=False)
+        >>> evaluator.evaluate(users, items)  # {"recall@20": ..., "ndcg@20": ...}
+        >>> ids, top = evaluator.evaluate_top_items(users, items)  # [U], [U, 20]
     """
 
     def __init__(
