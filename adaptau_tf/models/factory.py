@@ -1,0 +1,81 @@
+"""Build a retrieval model from command-line style options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaptau_tf.models.lightgcn import LightGCN
+from adaptau_tf.models.matrix_factorization import MatrixFactorization
+from adaptau_tf.models.retrieval_model import RetrievalModel
+from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval
+
+BACKBONES: tuple[str, ...] = ("mf", "lightgcn")
+
+
+def parse_negatives(spec: str) -> int | None:
+    """``"sampled:1024"`` -> 1024, ``"in-batch"`` -> None.
+
+    Example:
+        >>> parse_negatives("sampled:256")
+        256
+    """
+    if spec == "in-batch":
+        return None
+    prefix, _, count = spec.partition(":")
+    if prefix == "sampled" and count.isdigit() and int(count) > 0:
+        return int(count)
+    raise ValueError(f"negatives must be 'sampled:M' (M > 0) or 'in-batch', got {spec!r}")
+
+
+def build_model(
+    backbone: str,
+    data: Any,
+    strategy: Any = "fixed",
+    temperature: float | None = None,
+    loss_form: str = "paper",
+    negatives: str = "sampled:1024",
+    embedding_dim: int = 64,
+    l2: float = 0.0,
+    message_dropout: float = 0.0,
+    seed: int | None = None,
+    track_user_loss: bool = False,
+) -> RetrievalModel:
+    """A ready-to-compile model for an :class:`~adaptau_tf.data.InteractionData`.
+
+    Args:
+        backbone: ``"mf"`` or ``"lightgcn"``.
+        data: the interaction data (``num_users``, ``num_items``, ``train``).
+        strategy: strategy key or object.
+        temperature: fixed or initial τ.
+        loss_form: ``"paper"`` or ``"reference"``.
+        negatives: ``"sampled:M"`` or ``"in-batch"``.
+        embedding_dim: ``d``.
+        l2: λ.
+        message_dropout: dropout on the user vector.
+        seed: initialiser seed.
+        track_user_loss: accumulate per-user losses for any strategy.
+
+    Example:
+        >>> model = build_model("mf", data, strategy="adap-tau")
+    """
+    task = AdaptiveRetrieval(
+        num_users=data.num_users,
+        strategy=strategy,
+        temperature=temperature,
+        loss_form=loss_form,
+        track_user_loss=track_user_loss,
+        name="retrieval",
+    )
+    common = {
+        "task": task,
+        "embedding_dim": embedding_dim,
+        "num_negatives": parse_negatives(negatives),
+        "l2": l2,
+        "message_dropout": message_dropout,
+        "seed": seed,
+    }
+    if backbone == "mf":
+        return MatrixFactorization(data.num_users, data.num_items, **common)
+    if backbone == "lightgcn":
+        return LightGCN(data.num_users, data.num_items, train_pairs=data.train, **common)
+    raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")

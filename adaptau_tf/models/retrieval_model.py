@@ -1,0 +1,196 @@
+"""Base class of the id-based retrieval models (MF, LightGCN)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from adaptau_tf.layers.l2_normalization import L2Normalization
+from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval
+
+
+def _num_replicas() -> int:
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else int(context.num_replicas_in_sync)
+
+
+class RetrievalModel(tfrs.Model):
+    """A ``tfrs.Model`` over user/item id embeddings with L2-normalised towers.
+
+    Subclasses define :meth:`propagate` (the backbone: identity for MF, graph
+    propagation for LightGCN). Each tower is *backbone → (user only) message
+    dropout → L2 normalisation*; the normalisation is skipped when the task's
+    strategy is No Norm.
+
+    Negatives: ``num_negatives=M`` draws M items uniformly per step, shared by
+    the whole batch (one ``[B, d] x [d, M]`` matmul); ``None`` uses in-batch
+    negatives.
+
+    L2 regularisation on the batch's raw (layer-0) embeddings,
+    ``λ/2 · (Σ_b ‖e_u‖² + Σ_b ‖e_i+‖²) / B  +  λ/2 · Σ_{j<M} ‖e_j‖²``: the
+    reference code's ``λ (‖e_u‖² + ‖e_i+‖² + ‖e_N‖²) / 2 / B`` with per-row
+    negatives has the same expectation as this shared-negative version.
+
+    Training inputs: ``(user_ids [B], item_ids [B])`` or a mapping with keys
+    ``user_id`` and ``item_id``.
+
+    Args:
+        num_users: ``n``.
+        num_items: ``m``.
+        task: the loss layer.
+        embedding_dim: ``d`` (64).
+        num_negatives: sampled negatives per step, or ``None`` for in-batch.
+        l2: λ.
+        message_dropout: dropout rate on the user vector during training.
+        seed: seed of the Xavier-uniform initialisers.
+        **kwargs: passed to ``tfrs.Model``.
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        task: AdaptiveRetrieval,
+        embedding_dim: int = 64,
+        num_negatives: int | None = 1024,
+        l2: float = 0.0,
+        message_dropout: float = 0.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for name, value in (("num_users", num_users), ("num_items", num_items),
+                            ("embedding_dim", embedding_dim)):
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if num_negatives is not None and not (isinstance(num_negatives, int) and num_negatives > 0):
+            raise ValueError(f"num_negatives must be a positive int or None, got {num_negatives!r}")
+        if not 0.0 <= message_dropout < 1.0:
+            raise ValueError(f"message_dropout must be in [0, 1), got {message_dropout!r}")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {l2!r}")
+        if not isinstance(task, AdaptiveRetrieval):
+            raise TypeError(f"task must be an AdaptiveRetrieval layer, got {type(task).__name__}")
+        if task.num_users != num_users:
+            raise ValueError(
+                f"task.num_users={task.num_users} does not match num_users={num_users}"
+            )
+        self.num_users = num_users
+        self.num_items = num_items
+        self.task = task
+        self.embedding_dim = embedding_dim
+        self.num_negatives = num_negatives
+        self.l2 = float(l2)
+        self.message_dropout = float(message_dropout)
+        self.seed = seed
+        self.user_embedding = tf.keras.layers.Embedding(
+            num_users, embedding_dim,
+            embeddings_initializer=tf.keras.initializers.GlorotUniform(seed=seed),
+            name="user_embedding",
+        )
+        self.item_embedding = tf.keras.layers.Embedding(
+            num_items, embedding_dim,
+            embeddings_initializer=tf.keras.initializers.GlorotUniform(
+                seed=None if seed is None else seed + 1
+            ),
+            name="item_embedding",
+        )
+        self.user_embedding.build((None,))
+        self.item_embedding.build((None,))
+        self.user_dropout = tf.keras.layers.Dropout(message_dropout, name="message_dropout")
+        self.normalization = L2Normalization(name="l2_normalization")
+
+    @property
+    def normalize(self) -> bool:
+        """Whether the towers L2-normalise (False only for No Norm)."""
+        return bool(self.task.strategy.normalize)
+
+    def propagate(self, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """The backbone: ``([n, d], [m, d])`` raw (unnormalised) representations."""
+        raise NotImplementedError
+
+    def _head(self, vectors: tf.Tensor) -> tf.Tensor:
+        return self.normalization(vectors) if self.normalize else vectors
+
+    def compute_representations(self, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """All users' and items' final vectors, normalised unless No Norm.
+
+        Returns:
+            ``(users [n, d], items [m, d])`` float32 tensors; scores are inner
+            products (cosines when normalised).
+        """
+        users, items = self.propagate(training=training)
+        return self._head(users), self._head(items)
+
+    def compute_loss(self, inputs: Any, training: bool = False) -> tf.Tensor:
+        """Mean softmax loss of a batch plus the L2 term (see class docstring)."""
+        user_ids, item_ids = _unpack(inputs)
+        users, items = self.propagate(training=training)
+        query = self._head(self.user_dropout(tf.gather(users, user_ids), training=training))
+        positives = self._head(tf.gather(items, item_ids))
+        negative_ids = negatives = None
+        if self.num_negatives is not None:
+            negative_ids = tf.random.uniform(
+                [self.num_negatives], 0, self.num_items, dtype=tf.int64
+            )
+            negatives = self._head(tf.gather(items, negative_ids))
+        loss = self.task(
+            query,
+            positives,
+            user_ids=user_ids,
+            candidate_ids=item_ids,
+            negative_embeddings=negatives,
+            negative_ids=negative_ids,
+            compute_metrics=not training,
+            training=training,
+        )
+        if self.l2 > 0:
+            loss += self._l2_penalty(user_ids, item_ids, negative_ids)
+        return loss
+
+    def _l2_penalty(
+        self, user_ids: tf.Tensor, item_ids: tf.Tensor, negative_ids: tf.Tensor | None
+    ) -> tf.Tensor:
+        user_table = self.user_embedding.embeddings
+        item_table = self.item_embedding.embeddings
+        rows = tf.reduce_sum(tf.square(tf.gather(user_table, user_ids)), axis=-1)
+        rows += tf.reduce_sum(tf.square(tf.gather(item_table, item_ids)), axis=-1)
+        penalty = tf.nn.compute_average_loss(0.5 * self.l2 * rows)
+        if negative_ids is not None:
+            shared = tf.reduce_sum(tf.square(tf.gather(item_table, negative_ids)))
+            penalty += 0.5 * self.l2 * shared / float(_num_replicas())
+        return penalty
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "num_users": self.num_users,
+            "num_items": self.num_items,
+            "task": tf.keras.utils.serialize_keras_object(self.task),
+            "embedding_dim": self.embedding_dim,
+            "num_negatives": self.num_negatives,
+            "l2": self.l2,
+            "message_dropout": self.message_dropout,
+            "seed": self.seed,
+        }
+
+
+def _unpack(inputs: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    if isinstance(inputs, Mapping):
+        if "user_id" not in inputs or "item_id" not in inputs:
+            raise ValueError(
+                f"inputs mapping needs keys 'user_id' and 'item_id', got {sorted(inputs)}"
+            )
+        user_ids, item_ids = inputs["user_id"], inputs["item_id"]
+    elif isinstance(inputs, (tuple, list)) and len(inputs) >= 2:
+        user_ids, item_ids = inputs[0], inputs[1]
+    else:
+        raise ValueError(
+            f"inputs must be (user_ids, item_ids) or a mapping, got {type(inputs).__name__}"
+        )
+    return (
+        tf.cast(tf.reshape(user_ids, [-1]), tf.int64),
+        tf.cast(tf.reshape(item_ids, [-1]), tf.int64),
+    )

@@ -1,0 +1,5 @@
+"""Keras loss layers (TFRS ``tasks`` vocabulary)."""
+
+from adaptau_tf.tasks.adaptive_retrieval import LOSS_FORMS, AdaptiveRetrieval
+
+__all__ = ["LOSS_FORMS", "AdaptiveRetrieval"]
