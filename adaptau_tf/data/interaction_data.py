@@ -183,7 +183,8 @@ class InteractionData:
         `shuffle`, each epoch draws a fresh permutation of the row indices and
         gathers whole batches from it (far cheaper than an element-wise
         `Dataset.shuffle`); the sequence of permutations is determined by
-        `seed` (and by TF's global seed if `tf.random.set_seed` was called). The dataset is prefetched and has a known cardinality.
+        `seed` (and by TF's global seed if `tf.random.set_seed` was called).
+        The dataset is prefetched and has a known cardinality.
 
         Args:
             batch_size: Rows per batch `B` (the last batch may be smaller unless
