@@ -102,6 +102,9 @@ class RetrievalModel(tfrs.Model):
         self.item_embedding.build((None,))
         self.user_dropout = tf.keras.layers.Dropout(message_dropout, name="message_dropout")
         self.normalization = L2Normalization(name="l2_normalization")
+        # Every weight exists now (embeddings above, the task's state in its
+        # constructor): the model can be saved or restored before any call.
+        self.built = True
 
     @property
     def normalize(self) -> bool:

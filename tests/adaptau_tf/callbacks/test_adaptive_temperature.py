@@ -1,0 +1,132 @@
+"""AdaptiveTemperature: τ refresh inside model.fit, checked against NumPy."""
+
+import adaptau_tf  # noqa: F401
+
+# isort: split
+
+import math
+
+import numpy as np
+import pytest
+import scipy.special
+import tensorflow as tf
+
+from adaptau_tf.callbacks import AdaptiveTemperature
+from adaptau_tf.data import make_synthetic
+from adaptau_tf.models import build_model
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(num_users=120, num_items=80, seed=2)
+
+
+def _numpy_tau0(users, items, pairs, quantile=0.2):
+    counts = np.bincount(pairs[:, 0], minlength=len(users))
+    active = counts > np.quantile(counts, quantile)
+    keep = active[pairs[:, 0]]
+    scores = users.astype(np.float64) @ items.astype(np.float64).T
+    mu_pos = scores[pairs[keep, 0], pairs[keep, 1]].mean()
+    mu = scores[active].mean()
+    return (mu_pos - mu) / math.log(active.sum() * len(items) / (2 * keep.sum()))
+
+
+def test_refresh_matches_closed_form_on_current_embeddings(data):
+    model = build_model("mf", data, strategy="adap-tau", embedding_dim=8, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    model.fit(data.train_dataset(64, seed=0), epochs=2, verbose=0)  # learn some signal
+    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0)
+    callback.set_model(model)
+    sums = model.task.user_loss_sum.numpy().astype(np.float64)
+    counts = model.task.user_loss_count.numpy().astype(np.float64)
+    callback.on_epoch_begin(5)
+    users, items = (t.numpy() for t in model.compute_representations())
+    tau0 = _numpy_tau0(users, items, data.train)
+    assert 1 / model.task.inverse_temperature.numpy() == pytest.approx(tau0, rel=1e-4)
+    has = counts > 0
+    loss = sums[has] / counts[has]
+    arg = np.maximum((loss - loss.mean()) / 1.0, -1 / np.e + 1e-6)
+    expected = np.full(data.num_users, tau0)
+    expected[has] = tau0 * np.exp(np.real(scipy.special.lambertw(arg)))
+    np.testing.assert_allclose(1 / model.task.user_inverse_temperature.numpy(), expected,
+                               rtol=1e-4)
+    assert model.task.user_loss_count.numpy().sum() == 0  # reset for the new epoch
+
+
+def test_warmup_uses_the_prior_gap(data):
+    model = build_model("mf", data, strategy="adap-tau0", embedding_dim=8, seed=0)
+    callback = AdaptiveTemperature.from_data(data, warmup_epochs=3, prior_gap=0.7)
+    callback.set_model(model)
+    callback.on_epoch_begin(2)
+    counts = np.bincount(data.train[:, 0], minlength=data.num_users)
+    active = counts > np.quantile(counts, 0.2)
+    pairs = active[data.train[:, 0]].sum()
+    expected = 0.7 / math.log(active.sum() * data.num_items / (2 * pairs))
+    assert 1 / model.task.inverse_temperature.numpy() == pytest.approx(expected, rel=1e-5)
+    # Adap-τ0 gives every user τ0.
+    np.testing.assert_allclose(1 / model.task.user_inverse_temperature.numpy(), expected,
+                               rtol=1e-5)
+
+
+def test_accumulated_user_loss_equals_numpy_recomputation_over_an_epoch(data):
+    model = build_model("mf", data, strategy="adap-tau", negatives="in-batch",
+                        embedding_dim=8, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.0))  # embeddings stay put
+    callback = AdaptiveTemperature.from_data(data)
+    dataset = data.train_dataset(50, shuffle=False)
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[callback])
+    users, items = (t.numpy().astype(np.float64) for t in model.compute_representations())
+    expected = np.zeros(data.num_users)
+    for user_ids, item_ids in dataset.as_numpy_iterator():
+        logits = users[user_ids] @ items[item_ids].T  # τ = 1, in-batch, paper form
+        peak = logits.max(1, keepdims=True)
+        lse = peak[:, 0] + np.log(np.exp(logits - peak).sum(1))
+        np.add.at(expected, user_ids, lse - np.diag(logits))
+    np.testing.assert_allclose(model.task.user_loss_sum.numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(model.task.user_loss_count.numpy(),
+                                  np.bincount(data.train[:, 0], minlength=data.num_users))
+
+
+def test_logs_reach_history_and_errors(data):
+    model = build_model("mf", data, strategy="adap-tau", embedding_dim=8, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    history = model.fit(data.train_dataset(128), epochs=2, verbose=0,
+                        callbacks=[AdaptiveTemperature.from_data(data)])
+    for key in ("tau0", "tau_u_min", "tau_u_p10", "tau_u_p50", "tau_u_p90", "tau_u_max",
+                "mu_pos", "mu", "tau_refresh_seconds"):
+        assert len(history.history[key]) == 2, key
+    fixed = build_model("mf", data, strategy="fixed", embedding_dim=8)
+    callback = AdaptiveTemperature.from_data(data)
+    callback.set_model(fixed)
+    with pytest.raises(ValueError, match="'fixed'"):
+        callback.on_epoch_begin(0)
+    with pytest.raises(ValueError, match="'median-ish'"):
+        AdaptiveTemperature.from_data(data, estimator="median-ish")
+
+
+def test_noisy_users_end_with_higher_tau_u():
+    noisy = make_synthetic(num_users=300, num_items=200, noisy_user_fraction=0.3,
+                           noise_ratio=0.8, seed=4)
+    model = build_model("mf", noisy, strategy="adap-tau", embedding_dim=16, seed=0,
+                        negatives="sampled:128")
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
+    model.fit(noisy.train_dataset(256, seed=0), epochs=8, verbose=0,
+              callbacks=[AdaptiveTemperature.from_data(noisy)])
+    # The last refresh happened at the start of epoch 8, from epoch 7's losses.
+    tau_u = 1 / model.task.user_inverse_temperature.numpy()
+    mask = noisy.noisy_users
+    assert mask.any() and (~mask).any()
+    assert np.median(tau_u[mask]) > np.median(tau_u[~mask])
+
+
+@pytest.mark.parametrize("strategy", ["c-tau", "cu-tau"])
+def test_learned_temperatures_move_and_stay_positive(data, strategy):
+    model = build_model("mf", data, strategy=strategy, temperature=0.5, embedding_dim=8,
+                        seed=0, negatives="sampled:32")
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    model.fit(data.train_dataset(64, seed=0), epochs=3, verbose=0)
+    tau_global, tau_u = (np.asarray(t) for t in model.task.temperatures())
+    assert np.all(tau_u > 0) and tau_global > 0
+    assert np.abs(tau_u - 0.5).max() > 0.01
+    if strategy == "cu-tau":
+        assert np.std(tau_u) > 0  # users learn different temperatures

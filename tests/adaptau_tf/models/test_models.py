@@ -1,0 +1,144 @@
+"""MF and LightGCN models: normalised towers, loss wiring, save/load."""
+
+import adaptau_tf  # noqa: F401
+
+# isort: split
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from adaptau_tf.data import make_synthetic
+from adaptau_tf.models import LightGCN, MatrixFactorization, build_model, parse_negatives
+from adaptau_tf.tasks import AdaptiveRetrieval
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(num_users=60, num_items=40, seed=1)
+
+
+@pytest.mark.parametrize("backbone", ["mf", "lightgcn"])
+@pytest.mark.parametrize("strategy", ["fixed", "adap-tau", "nonorm"])
+def test_towers_output_unit_vectors_unless_no_norm(data, backbone, strategy):
+    model = build_model(backbone, data, strategy=strategy, embedding_dim=8, seed=0)
+    users, items = model.compute_representations()
+    assert users.shape == (data.num_users, 8) and items.shape == (data.num_items, 8)
+    norms = np.concatenate([np.linalg.norm(users, axis=1), np.linalg.norm(items, axis=1)])
+    if strategy == "nonorm":
+        assert np.abs(norms - 1).max() > 0.1
+    else:
+        np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+
+
+def test_compute_loss_equals_task_on_gathered_vectors_plus_l2(data):
+    model = build_model("mf", data, strategy="fixed", temperature=0.2, negatives="in-batch",
+                        l2=0.01, embedding_dim=8, seed=0)
+    users = tf.constant([0, 1, 2, 5])
+    items = tf.constant([3, 4, 5, 6])
+    loss = model.compute_loss({"user_id": users, "item_id": items})
+    u, i = model.compute_representations()
+    task_loss = model.task(tf.gather(u, users), tf.gather(i, items), user_ids=users)
+    raw_u = tf.gather(model.user_embedding.embeddings, users).numpy()
+    raw_i = tf.gather(model.item_embedding.embeddings, items).numpy()
+    l2 = 0.01 / 2 * ((raw_u ** 2).sum() + (raw_i ** 2).sum()) / 4
+    assert float(loss) == pytest.approx(float(task_loss) + l2, rel=1e-5)
+    tuple_loss = model.compute_loss((users, items))
+    assert float(tuple_loss) == pytest.approx(float(loss), rel=1e-6)
+
+
+def test_sampled_negatives_add_shared_l2_term(data):
+    model = build_model("mf", data, strategy="fixed", negatives="sampled:16", l2=1.0,
+                        embedding_dim=8, seed=0)
+    tf.random.set_seed(5)
+    loss = float(model.compute_loss((tf.constant([0]), tf.constant([1]))))
+    assert loss > 0 and np.isfinite(loss)
+    assert parse_negatives("sampled:16") == 16 and parse_negatives("in-batch") is None
+    with pytest.raises(ValueError, match="'sampled:x'"):
+        parse_negatives("sampled:x")
+
+
+def test_fit_reduces_loss_and_message_dropout_only_in_training(data):
+    model = build_model("mf", data, strategy="fixed", negatives="sampled:32",
+                        message_dropout=0.5, embedding_dim=8, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    history = model.fit(data.train_dataset(128, seed=0), epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    a, _ = model.compute_representations(training=False)
+    b, _ = model.compute_representations(training=False)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_model_validates_arguments(data):
+    task = AdaptiveRetrieval(num_users=data.num_users)
+    with pytest.raises(ValueError, match="num_users=3"):
+        MatrixFactorization(3, data.num_items, task=task)
+    with pytest.raises(ValueError, match="1.5"):
+        MatrixFactorization(data.num_users, data.num_items, task=task, message_dropout=1.5)
+    with pytest.raises(ValueError, match="'gnn'"):
+        build_model("gnn", data)
+
+
+def test_lightgcn_uses_propagated_vectors(data):
+    model = build_model("lightgcn", data, strategy="fixed", embedding_dim=8, seed=0)
+    assert isinstance(model, LightGCN)
+    table = np.concatenate([model.user_embedding.embeddings.numpy(),
+                            model.item_embedding.embeddings.numpy()])
+    dense = model.propagation.adjacency.toarray()
+    layers = [table]
+    for _ in range(3):
+        layers.append(dense @ layers[-1])
+    expected = np.mean(layers, axis=0)
+    users, items = model.propagate()
+    np.testing.assert_allclose(np.concatenate([users, items]), expected, atol=1e-5)
+
+
+def test_save_and_load_keeps_tau_variables_in_fresh_process(data, tmp_path):
+    model = build_model("mf", data, strategy="adap-tau", embedding_dim=8, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.fit(data.train_dataset(256, seed=0), epochs=1, verbose=0)
+    tau_u = np.linspace(0.05, 0.5, data.num_users).astype(np.float32)
+    model.task.inverse_temperature.assign(1 / 0.123)
+    model.task.user_inverse_temperature.assign(1 / tau_u)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    expected = {
+        "inverse_temperature": float(model.task.inverse_temperature.numpy()),
+        "user_inverse_temperature": model.task.user_inverse_temperature.numpy().tolist(),
+        "user_loss_sum": model.task.user_loss_sum.numpy().tolist(),
+        "users": model.compute_representations()[0].numpy().tolist(),
+    }
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r})
+        import adaptau_tf
+        import tensorflow as tf
+        from adaptau_tf.models import MatrixFactorization  # registers the classes
+        model = tf.keras.models.load_model({str(path)!r})
+        print(json.dumps({{
+            "strategy": model.task.strategy.key,
+            "inverse_temperature": float(model.task.inverse_temperature.numpy()),
+            "user_inverse_temperature": model.task.user_inverse_temperature.numpy().tolist(),
+            "user_loss_sum": model.task.user_loss_sum.numpy().tolist(),
+            "users": model.compute_representations()[0].numpy().tolist(),
+        }}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["strategy"] == "adap-tau"
+    assert loaded["inverse_temperature"] == pytest.approx(expected["inverse_temperature"])
+    np.testing.assert_allclose(loaded["user_inverse_temperature"],
+                               expected["user_inverse_temperature"], rtol=1e-6)
+    np.testing.assert_allclose(loaded["user_loss_sum"], expected["user_loss_sum"], rtol=1e-6)
+    assert np.sum(expected["user_loss_sum"]) > 0
+    np.testing.assert_allclose(loaded["users"], expected["users"], rtol=1e-5)
