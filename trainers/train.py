@@ -1,0 +1,333 @@
+"""``adaptau-train``: train and evaluate a normalised retrieval model.
+
+Example:
+    adaptau-train --data lightgcn:../shared/data/ml-1m --backbone mf \\
+        --strategy adap-tau --epochs 100 --output runs/ml1m-adaptau
+
+The run directory holds ``config.json`` (the arguments and data sizes),
+``history.csv`` (per-epoch losses, temperatures and validation metrics),
+``weights/`` (the best weights, TF checkpoint format), ``metrics.json`` (the
+final test evaluation, written last) and, while training, ``backup/``
+(``tf.keras.callbacks.BackupAndRestore``): rerunning the same command after an
+interruption resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow)
+
+# isort: split
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature
+from adaptau_tf.data import InteractionData, load_data
+from adaptau_tf.evaluation import RankingEvaluation, RankingEvaluator
+from adaptau_tf.models import BACKBONES, RetrievalModel, build_model
+from adaptau_tf.tasks import LOSS_FORMS
+from adaptau_tf.temperature import STRATEGY_KEYS
+
+PROTOCOLS: tuple[str, ...] = ("honest", "paper")
+# Arguments that may differ between an interrupted run and its resumption.
+_RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard"})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``adaptau-train``."""
+    p = argparse.ArgumentParser(prog="adaptau-train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="synthetic",
+                   help="synthetic[:k=v,...] | lightgcn:PATH | tfds:movielens/1m-ratings")
+    p.add_argument("--backbone", choices=BACKBONES, default="mf")
+    p.add_argument("--strategy", choices=STRATEGY_KEYS, default="adap-tau")
+    p.add_argument("--tau", type=float, default=None,
+                   help="fixed τ (fixed) or initial τ (learned/adaptive strategies)")
+    p.add_argument("--loss-form", choices=LOSS_FORMS, default="paper")
+    p.add_argument("--negatives", default="sampled:1024", help="sampled:M | in-batch")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--l2", type=float, default=0.0)
+    p.add_argument("--dropout", type=float, default=0.0, help="message dropout on users")
+    p.add_argument("--embedding-dim", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--protocol", choices=PROTOCOLS, default="honest",
+                   help="honest: validation split from train, early stopping on it, test "
+                        "once. paper: the reference code's protocol, epochs chosen on test")
+    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--patience", type=int, default=10,
+                   help="evaluations without improvement before stopping (0: never)")
+    p.add_argument("--monitor", default="ndcg@20")
+    p.add_argument("--estimator", choices=ESTIMATORS, default="mean")
+    p.add_argument("--warmup-epochs", type=int, default=1)
+    p.add_argument("--two-beta", type=float, default=1.0)
+    p.add_argument("--margin", default="mean", help="m_u: 'mean' or a quantile in [0, 1]")
+    p.add_argument("--tensorboard", default=None, help="TensorBoard log directory")
+    p.add_argument("--output", required=True, help="run directory")
+    p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+    return p
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished run rebuilt from its directory.
+
+    Attributes:
+        model: the retrieval model with the run's best weights loaded.
+        data: the interaction data with the run's validation split.
+        config: the run's ``config.json``.
+    """
+
+    model: RetrievalModel
+    data: InteractionData
+    config: dict[str, Any]
+
+
+def _margin(text: str) -> str | float:
+    if text == "mean":
+        return "mean"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--margin must be 'mean' or a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"--margin quantile must be in [0, 1], got {text!r}")
+    return value
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    config = dict(vars(args))
+    kind, _, rest = args.data.partition(":")
+    if kind == "lightgcn" and rest:
+        config["data"] = f"lightgcn:{Path(rest).resolve()}"
+    config["output"] = str(Path(args.output).resolve())
+    return config
+
+
+def prepare_data(config: dict[str, Any]) -> InteractionData:
+    """Loads the run's data and carves its validation split (honest protocol)."""
+    data = load_data(config["data"], seed=config["seed"])
+    if config["protocol"] == "honest" and config["valid_fraction"] > 0:
+        data = data.with_validation_split(config["valid_fraction"], seed=config["seed"])
+    return data
+
+
+def make_model(config: dict[str, Any], data: InteractionData) -> RetrievalModel:
+    """Builds and compiles the run's model."""
+    model = build_model(
+        config["backbone"],
+        data,
+        strategy=config["strategy"],
+        temperature=config["tau"],
+        loss_form=config["loss_form"],
+        negatives=config["negatives"],
+        embedding_dim=config["embedding_dim"],
+        l2=config["l2"],
+        message_dropout=config["dropout"],
+        seed=config["seed"],
+    )
+    model.compile(optimizer=tf.keras.optimizers.Adam(config["lr"]))
+    return model
+
+
+def _union(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    merged = (a + b).tocsr()
+    merged.data[:] = 1.0
+    return merged
+
+
+def evaluators(data: InteractionData, protocol: str) -> tuple[RankingEvaluator, RankingEvaluator]:
+    """``(monitor, test)`` evaluators: the monitored split and the final test.
+
+    Honest: validation targets with training items masked, and test with
+    train + validation masked. Paper: both are the test split (the reference
+    code's protocol), clearly not an unbiased estimate.
+    """
+    test = RankingEvaluator(_union(data.train_csr, data.valid_csr), data.test_csr)
+    if protocol == "paper" or len(data.valid) == 0:
+        return test, test
+    return RankingEvaluator(data.train_csr, data.valid_csr), test
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Writes JSON atomically (temp file in the same directory, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _check_resume(output: Path, config: dict[str, Any]) -> None:
+    existing = output / "config.json"
+    if not existing.exists():
+        return
+    old = json.loads(existing.read_text())
+    changed = sorted(
+        key for key in set(old) | set(config)
+        if key not in _RESUMABLE_DIFFERENCES and old.get(key) != config.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in changed)
+        raise SystemExit(
+            f"{existing} belongs to a run with other arguments ({details}); "
+            "use another --output or delete the directory"
+        )
+
+
+def _save_weights(model: RetrievalModel, output: Path) -> None:
+    """Saves weights into ``weights/`` atomically (temp dir, then rename)."""
+    tmp = Path(tempfile.mkdtemp(dir=output, prefix=".weights."))
+    model.save_weights(str(tmp / "model"))
+    target = output / "weights"
+    old = output / ".weights.old"
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train(
+    args: argparse.Namespace, extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()
+) -> dict[str, Any]:
+    """Runs one training job end to end; returns the content of ``metrics.json``."""
+    config = _config(args)
+    margin = _margin(args.margin)
+    output = Path(config["output"])
+    output.mkdir(parents=True, exist_ok=True)
+    if (output / "metrics.json").exists():
+        _check_resume(output, config)
+        print(f"{output} is already finished; its metrics.json is kept", file=sys.stderr)
+        return json.loads((output / "metrics.json").read_text())
+    _check_resume(output, config)
+    tf.keras.utils.set_random_seed(args.seed)
+    data = prepare_data(config)
+    config.update(num_users=data.num_users, num_items=data.num_items,
+                  num_train=len(data.train), num_valid=len(data.valid), num_test=len(data.test))
+    _write_json(output / "config.json", config)
+    print(data.summary())
+
+    model = make_model(config, data)
+    monitor_eval, test_eval = evaluators(data, args.protocol)
+    prefix = "val_" if monitor_eval is not test_eval else "test_"
+    callbacks: list[tf.keras.callbacks.Callback] = [
+        tf.keras.callbacks.BackupAndRestore(str(output / "backup"))
+    ]
+    if model.task.strategy.adaptive:
+        callbacks.append(AdaptiveTemperature.from_data(
+            data, estimator=args.estimator, warmup_epochs=args.warmup_epochs,
+            two_beta=args.two_beta, margin=margin,
+        ))
+    evaluation = RankingEvaluation(
+        monitor_eval, every_n_epochs=args.eval_every, monitor=args.monitor,
+        patience=args.patience or None, prefix=prefix, verbose=0,
+        backup_dir=str(output / "evaluation_state"),
+    )
+    callbacks.append(evaluation)
+    callbacks.extend(extra_callbacks)
+    callbacks.append(tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True))
+    if args.tensorboard:
+        callbacks.append(tf.keras.callbacks.TensorBoard(args.tensorboard))
+
+    start = time.perf_counter()
+    history = model.fit(
+        data.train_dataset(args.batch_size, seed=args.seed),
+        epochs=args.epochs, callbacks=callbacks, verbose=args.verbose,
+    )
+    train_seconds = time.perf_counter() - start
+    _save_weights(model, output)
+
+    users, items = model.compute_representations(training=False)
+    test_metrics = test_eval.evaluate(users, items)
+    tau_global, tau_users = model.task.temperatures()
+    tau_users = np.asarray(tau_users, np.float64)
+    epochs_run = _epochs_run(output / "history.csv", len(history.epoch))
+    result = {
+        "protocol": args.protocol,
+        "strategy": args.strategy,
+        "backbone": args.backbone,
+        "data": config["data"],
+        "epochs": epochs_run,
+        "best_epoch": None if evaluation.best_epoch is None else int(evaluation.best_epoch) + 1,
+        f"best_{prefix}{args.monitor}": evaluation.best_value,
+        "train_seconds": train_seconds,
+        "tau0": float(tau_global),
+        "tau_u_quantiles": dict(zip(("min", "p10", "p50", "p90", "max"),
+                                    np.quantile(tau_users, [0, .1, .5, .9, 1]).tolist())),
+        "test": test_metrics,
+    }
+    result.update({f"test_{k}": v for k, v in test_metrics.items()})
+    _write_json(output / "metrics.json", result)
+    print(format_metrics_table(test_metrics, title=f"test metrics ({args.protocol} protocol)"))
+    return result
+
+
+def _epochs_run(history_csv: Path, fallback: int) -> int:
+    """Epochs recorded in ``history.csv`` (covers runs resumed across processes)."""
+    if not history_csv.exists():
+        return fallback
+    lines = [line for line in history_csv.read_text().splitlines()[1:] if line.strip()]
+    return len({line.split(",")[0] for line in lines}) or fallback
+
+
+def format_metrics_table(metrics: dict[str, float], title: str = "metrics") -> str:
+    """A markdown table: one row per metric, one column per K."""
+    names = sorted({key.split("@")[0] for key in metrics if "@" in key})
+    ks = sorted({int(key.split("@")[1]) for key in metrics if "@" in key})
+    lines = [f"\n{title}", "| metric | " + " | ".join(f"@{k}" for k in ks) + " |",
+             "|---|" + "---:|" * len(ks)]
+    for name in names:
+        cells = [f"{metrics[f'{name}@{k}']:.4f}" if f"{name}@{k}" in metrics else ""
+                 for k in ks]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load_run(output_dir: str | os.PathLike[str]) -> TrainedRun:
+    """Rebuilds a finished run: data with its split, model with its best weights.
+
+    Example:
+        >>> run = load_run("runs/quickstart")
+        >>> users, items = run.model.compute_representations()
+    """
+    output = Path(output_dir)
+    config_path = output / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} not found: is {output} a training run directory?")
+    if not (output / "weights").exists():
+        raise FileNotFoundError(f"{output / 'weights'} not found: the run has not finished")
+    config = json.loads(config_path.read_text())
+    data = prepare_data(config)
+    model = make_model(config, data)
+    model.load_weights(str(output / "weights" / "model")).expect_partial()
+    return TrainedRun(model=model, data=data, config=config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point."""
+    args = build_parser().parse_args(argv)
+    try:
+        _margin(args.margin)
+    except ValueError as error:
+        build_parser().error(str(error))
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
