@@ -15,6 +15,7 @@ interruption resumes from the last finished epoch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -169,6 +170,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as handle:
         json.dump(payload, handle, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -177,8 +179,8 @@ def _check_resume(output: Path, config: dict[str, Any]) -> None:
     if not existing.exists():
         return
     old = json.loads(existing.read_text())
-    changed = sorted(
-        key for key in set(old) | set(config)
+    changed = sorted(  # only the arguments: data sizes were added after parsing
+        key for key in config
         if key not in _RESUMABLE_DIFFERENCES and old.get(key) != config.get(key)
     )
     if changed:
@@ -192,6 +194,7 @@ def _check_resume(output: Path, config: dict[str, Any]) -> None:
 def _save_weights(model: RetrievalModel, output: Path) -> None:
     """Saves weights into ``weights/`` atomically (temp dir, then rename)."""
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".weights."))
+    tmp.chmod(0o755)
     model.save_weights(str(tmp / "model"))
     target = output / "weights"
     old = output / ".weights.old"
@@ -251,6 +254,9 @@ def train(
     )
     train_seconds = time.perf_counter() - start
     _save_weights(model, output)
+    for scratch in ("backup", "evaluation_state"):  # emptied by their callbacks
+        with contextlib.suppress(OSError):
+            (output / scratch).rmdir()
 
     users, items = model.compute_representations(training=False)
     test_metrics = test_eval.evaluate(users, items)

@@ -1,0 +1,111 @@
+"""adaptau-train end to end: outputs, resume after interruption, load_run."""
+
+import adaptau_tf  # noqa: F401
+
+# isort: split
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainers import train as trainer
+
+SMALL = "synthetic:num_users=80,num_items=60"
+
+
+def _args(tmp_path, *extra):
+    return trainer.build_parser().parse_args(
+        ["--data", SMALL, "--epochs", "4", "--batch-size", "128", "--embedding-dim", "8",
+         "--negatives", "sampled:32", "--lr", "0.02", "--verbose", "0",
+         "--output", str(tmp_path / "run"), *extra]
+    )
+
+
+class Interrupt(tf.keras.callbacks.Callback):
+    """Simulates a crash in the middle of an epoch (after its first batch)."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 0:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def _history_epochs(path):
+    with open(path) as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def test_train_writes_outputs_and_load_run_rebuilds_model(tmp_path):
+    result = trainer.train(_args(tmp_path, "--strategy", "adap-tau", "--patience", "0"))
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(result))
+    assert metrics["epochs"] == 4 and metrics["protocol"] == "honest"
+    for key in ("test_recall@20", "test_ndcg@20", "test_mrr@50"):
+        assert 0.0 <= metrics[key] <= 1.0
+    config = json.loads((run / "config.json").read_text())
+    assert config["num_valid"] > 0 and config["strategy"] == "adap-tau"
+    assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
+    header = (run / "history.csv").read_text().splitlines()[0]
+    assert "val_ndcg@20" in header and "tau0" in header
+    loaded = trainer.load_run(run)
+    users, items = loaded.model.compute_representations()
+    test_eval = trainer.evaluators(loaded.data, "honest")[1]
+    again = test_eval.evaluate(users, items)
+    assert again["recall@20"] == pytest.approx(metrics["test_recall@20"], abs=1e-9)
+    assert 1 / float(loaded.model.task.inverse_temperature.numpy()) == pytest.approx(
+        metrics["tau0"], rel=1e-6)
+
+
+def test_interrupted_run_resumes_to_the_same_epoch_count(tmp_path):
+    args = _args(tmp_path, "--strategy", "fixed", "--tau", "0.2", "--patience", "0")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(args, extra_callbacks=[Interrupt(2)])
+    run = tmp_path / "run"
+    assert not (run / "metrics.json").exists()
+    assert (run / "backup").exists()
+    result = trainer.train(args)
+    assert result["epochs"] == 4
+    assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
+    assert not (run / "backup").exists()  # BackupAndRestore cleans up after success
+
+
+def test_resume_refuses_other_arguments_and_finished_runs_are_kept(tmp_path):
+    trainer.train(_args(tmp_path, "--strategy", "nonorm", "--epochs", "1"))
+    with pytest.raises(SystemExit, match="strategy"):
+        trainer.train(_args(tmp_path, "--strategy", "fixed", "--epochs", "1"))
+    kept = trainer.train(_args(tmp_path, "--strategy", "nonorm", "--epochs", "1"))
+    assert kept["strategy"] == "nonorm"
+
+
+def test_early_stopping_and_paper_protocol(tmp_path):
+    args = _args(tmp_path, "--strategy", "fixed", "--protocol", "paper", "--epochs", "30",
+                 "--patience", "1", "--lr", "0.5")
+    result = trainer.train(args)
+    assert result["protocol"] == "paper"
+    assert "best_test_ndcg@20" in result
+    assert result["epochs"] < 30  # stopped early
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["num_valid"] == 0
+
+
+def test_cli_main_and_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        trainer.main(["--output", str(tmp_path / "x"), "--margin", "often"])
+    assert "often" in capsys.readouterr().err
+    assert trainer.main(["--data", SMALL, "--epochs", "1", "--embedding-dim", "4",
+                         "--verbose", "0", "--output", str(tmp_path / "cli")]) == 0
+    out = capsys.readouterr().out
+    assert "| recall |" in out and "| ndcg |" in out
+    table = trainer.format_metrics_table({"recall@10": 0.5, "ndcg@10": 0.25})
+    assert "| recall | 0.5000 |" in table
+    assert np.isfinite(json.loads((tmp_path / "cli" / "metrics.json").read_text())["tau0"])
