@@ -26,8 +26,8 @@ class RetrievalModel(tfrs.Model):
     strategy is No Norm.
 
     Negatives: ``num_negatives=M`` draws M items uniformly per step, shared by
-    the whole batch (one ``[B, d] x [d, M]`` matmul); ``None`` uses in-batch
-    negatives.
+    the whole batch (one ``[B, d] x [d, M]`` matmul; see
+    :meth:`sample_negatives`); ``None`` uses in-batch negatives.
 
     L2 regularisation on the batch's raw (layer-0) embeddings,
     ``λ/2 · (Σ_b ‖e_u‖² + Σ_b ‖e_i+‖²) / B  +  λ/2 · Σ_{j<M} ‖e_j‖²``: the
@@ -136,9 +136,7 @@ class RetrievalModel(tfrs.Model):
         positives = self._head(tf.gather(items, item_ids))
         negative_ids = negatives = None
         if self.num_negatives is not None:
-            negative_ids = tf.random.uniform(
-                [self.num_negatives], 0, self.num_items, dtype=tf.int64
-            )
+            negative_ids = self.sample_negatives()
             negatives = self._head(tf.gather(items, negative_ids))
         loss = self.task(
             query,
@@ -153,6 +151,22 @@ class RetrievalModel(tfrs.Model):
         if self.l2 > 0:
             loss += self._l2_penalty(user_ids, item_ids, negative_ids)
         return loss
+
+    def sample_negatives(self) -> tf.Tensor:
+        """``[M]`` item ids drawn uniformly, shared by the whole (global) batch.
+
+        Drawn with a stateless generator keyed on ``(seed, optimizer step)``:
+        every replica of a ``tf.distribute`` run draws the same negatives for
+        the same step, so a distributed step computes exactly the loss of one
+        single-device step over the global batch, and a run is reproducible.
+        """
+        step = tf.constant(0, tf.int64)
+        if getattr(self, "optimizer", None) is not None:
+            step = tf.cast(self.optimizer.iterations, tf.int64)
+        seed = tf.stack([tf.constant(self.seed or 0, tf.int64), step])
+        return tf.random.stateless_uniform(
+            [self.num_negatives], seed=seed, minval=0, maxval=self.num_items, dtype=tf.int64
+        )
 
     def _l2_penalty(
         self, user_ids: tf.Tensor, item_ids: tf.Tensor, negative_ids: tf.Tensor | None
