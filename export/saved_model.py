@@ -1,0 +1,482 @@
+"""Export a trained retrieval model for TF Serving and an ANN service.
+
+Layout of an export (TF Serving's ``<base>/<model_name>/<version>/``)::
+
+    <export_dir>/<model_name>/<version>/
+        saved_model.pb, variables/, fingerprint.pb   the SavedModel (core TF ops only)
+        assets.extra/reference_topk.npz              in-memory top-k, for export.check
+        items/embeddings.npy                          [m, d] float32 item table
+        items/ids.npy                                 [m] int64 item ids (row = item id)
+        items/scann/                                  serialised ScaNN index
+        items/manifest.json                           what was exported and how
+        users/seen_row_splits.npy, seen_items.npy     exclusion table (exclude_seen)
+
+The version directory is written under a hidden temporary name next to it and
+renamed into place at the end, so a failed export never leaves a partial
+version and never touches existing ones (TF Serving ignores non-numeric names).
+
+The CLI (``adaptau-export``) rebuilds a training run with
+``trainers.train.load_run`` and calls :func:`export_model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from export.check import check_in_subprocess
+from export.scann_index import ScannIndex
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST_FORMAT = 1
+REFERENCE_USERS = 64
+REFERENCE_K = 20
+
+
+class ServingModule(tf.Module):
+    """The serving graph: brute-force top-k over fixed, exported tables.
+
+    Every table is a non-trainable variable (stored in ``variables/``, not in
+    the GraphDef), the seen-item table is CSR-like (``row_splits`` + ``values``,
+    a ragged constant) and the signatures use only core TF ops.
+
+    Args:
+        user_vectors: ``[n, d]`` float32 final user vectors.
+        item_vectors: ``[m, d]`` float32 final item vectors.
+        item_ids: ``[m]`` int64 item id of each row.
+        seen_row_splits: ``[n + 1]`` int64 offsets into ``seen_items`` (``None``:
+            nothing is excluded).
+        seen_items: ``[P]`` int64 item rows to exclude per user.
+
+    Example:
+        >>> module = ServingModule(users, items, np.arange(len(items)))
+        >>> out = module.serve(tf.constant([0, 3], tf.int64), tf.constant(10))
+        >>> out["item_ids"].shape, out["scores"].shape
+        (TensorShape([2, 10]), TensorShape([2, 10]))
+    """
+
+    def __init__(
+        self,
+        user_vectors: np.ndarray,
+        item_vectors: np.ndarray,
+        item_ids: np.ndarray,
+        seen_row_splits: np.ndarray | None = None,
+        seen_items: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(name="adaptau_serving")
+        if user_vectors.ndim != 2 or item_vectors.ndim != 2:
+            raise ValueError(
+                f"user/item vectors must be 2-D, got {user_vectors.shape} and {item_vectors.shape}"
+            )
+        if user_vectors.shape[1] != item_vectors.shape[1]:
+            raise ValueError(
+                f"user dim {user_vectors.shape[1]} != item dim {item_vectors.shape[1]}"
+            )
+        if item_ids.shape != (item_vectors.shape[0],):
+            raise ValueError(f"item_ids must be [{item_vectors.shape[0]}], got {item_ids.shape}")
+        if (seen_row_splits is None) != (seen_items is None):
+            raise ValueError("give both seen_row_splits and seen_items, or neither")
+        self.num_users = int(user_vectors.shape[0])
+        self.num_items = int(item_vectors.shape[0])
+        self.exclude_seen = seen_row_splits is not None
+
+        def variable(value: np.ndarray, dtype: tf.DType, name: str) -> tf.Variable:
+            return tf.Variable(tf.constant(value, dtype), trainable=False, name=name)
+
+        self.user_table = variable(user_vectors, tf.float32, "user_vectors")
+        self.item_table = variable(item_vectors, tf.float32, "item_vectors")
+        self.item_id_table = variable(item_ids, tf.int64, "item_ids")
+        if self.exclude_seen:
+            if seen_row_splits.shape != (self.num_users + 1,):
+                raise ValueError(
+                    f"seen_row_splits must be [{self.num_users + 1}], got {seen_row_splits.shape}"
+                )
+            self.seen_row_splits = variable(seen_row_splits, tf.int64, "seen_row_splits")
+            self.seen_items = variable(seen_items, tf.int64, "seen_items")
+
+    def _checked_users(self, user_id: tf.Tensor) -> tf.Tensor:
+        message = (
+            f"user_id out of range: this model knows user ids 0..{self.num_users - 1} "
+            f"(num_users={self.num_users}); unknown ids cannot be served"
+        )
+        checks = [
+            tf.debugging.assert_non_negative(user_id, message=message),
+            tf.debugging.assert_less(user_id, tf.constant(self.num_users, tf.int64),
+                                     message=message),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(user_id)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.int64, name="user_id"),
+        tf.TensorSpec([], tf.int32, name="k"),
+    ])
+    def serve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Top-k items per user.
+
+        Args:
+            user_id: ``[B]`` int64 user ids in ``[0, n)``.
+            k: int32 scalar in ``[1, m]``.
+
+        Returns:
+            ``item_ids [B, k]`` int64 and ``scores [B, k]`` float32, best first;
+            when fewer than k unseen items exist the tail is ``-1`` / ``-inf``.
+        """
+        k_message = f"k must be in [1, num_items={self.num_items}]"
+        with tf.control_dependencies([
+            tf.debugging.assert_positive(k, message=k_message),
+            tf.debugging.assert_less_equal(k, tf.constant(self.num_items, tf.int32),
+                                           message=k_message),
+        ]):
+            k = tf.identity(k)
+        user_id = self._checked_users(user_id)
+        queries = tf.gather(self.user_table, user_id)
+        scores = tf.matmul(queries, self.item_table, transpose_b=True)
+        if self.exclude_seen:
+            starts = tf.gather(self.seen_row_splits, user_id)
+            limits = tf.gather(self.seen_row_splits, user_id + 1)
+            positions = tf.ragged.range(starts, limits)
+            rows = positions.value_rowids()
+            items = tf.gather(self.seen_items, positions.flat_values)
+            scores = tf.tensor_scatter_nd_update(
+                scores,
+                tf.stack([rows, items], axis=1),
+                tf.fill(tf.shape(rows), tf.constant(float("-inf"), tf.float32)),
+            )
+        top = tf.math.top_k(scores, k=k, sorted=True)
+        item_ids = tf.gather(self.item_id_table, top.indices)
+        item_ids = tf.where(
+            tf.math.is_inf(top.values), tf.constant(-1, tf.int64), item_ids
+        )
+        return {"item_ids": item_ids, "scores": top.values}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="user_id")])
+    def user_embedding(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``user_id [B]`` -> ``embedding [B, d]`` (the exported, normalised vectors)."""
+        return {"embedding": tf.gather(self.user_table, self._checked_users(user_id))}
+
+    @tf.function(input_signature=[])
+    def item_embeddings(self) -> dict[str, tf.Tensor]:
+        """-> ``embeddings [m, d]`` float32 and ``item_ids [m]`` int64."""
+        return {
+            "embeddings": tf.identity(self.item_table),
+            "item_ids": tf.identity(self.item_id_table),
+        }
+
+    def signatures(self) -> dict[str, Any]:
+        """The SavedModel signatures (``serving_default`` is :meth:`serve`)."""
+        return {
+            "serving_default": self.serve,
+            "user_embedding": self.user_embedding,
+            "item_embeddings": self.item_embeddings,
+        }
+
+
+def seen_table(pairs: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR exclusion table from ``[P, 2]`` (user, item) pairs (duplicates dropped).
+
+    Returns:
+        ``(row_splits [n + 1] int64, items [P'] int64)``, items sorted per user.
+    """
+    pairs = np.unique(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=0)
+    counts = np.bincount(pairs[:, 0], minlength=num_users)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), pairs[:, 1].copy()
+
+
+def reference_topk(
+    users: np.ndarray,
+    items: np.ndarray,
+    user_ids: np.ndarray,
+    k: int,
+    row_splits: np.ndarray | None = None,
+    seen: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy top-k of ``users[user_ids] @ items.T`` with seen items masked.
+
+    Returns:
+        ``(rows [B, k] int64, scores [B, k] float32)``; ties go to the lower row.
+    """
+    scores = users[user_ids] @ items.T
+    if row_splits is not None:
+        for row, user in enumerate(user_ids):
+            scores[row, seen[row_splits[user]:row_splits[user + 1]]] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order.astype(np.int64), np.take_along_axis(scores, order, axis=1).astype(np.float32)
+
+
+def git_commit() -> str:
+    """``git rev-parse HEAD`` of the repository holding this file (or ``"unknown"``)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, timeout=30, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def next_version(model_dir: Path) -> int:
+    """1 + the largest numeric version directory in ``model_dir`` (1 if none)."""
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _model_info(model: Any) -> dict[str, Any]:
+    task = getattr(model, "task", None)
+    info: dict[str, Any] = {"backbone": type(model).__name__, "strategy": None, "tau0": None}
+    if task is not None:
+        info["strategy"] = getattr(getattr(task, "strategy", None), "key", None)
+        inverse = getattr(task, "inverse_temperature", None)
+        if inverse is not None:
+            info["tau0"] = 1.0 / float(np.asarray(inverse.numpy()))
+    info["normalized"] = bool(getattr(model, "normalize", True))
+    return info
+
+
+def _write_export(
+    target: Path,
+    model: Any,
+    data: Any,
+    exclude_seen: bool,
+    build_scann: bool,
+    scann_params: dict[str, Any] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Writes a complete export into ``target`` (an empty directory)."""
+    users, items = (np.asarray(t.numpy() if hasattr(t, "numpy") else t, dtype=np.float32)
+                    for t in model.compute_representations(training=False))
+    if users.shape != (data.num_users, users.shape[1]) or items.shape[0] != data.num_items:
+        raise ValueError(
+            f"model representations {users.shape} / {items.shape} do not match the data "
+            f"({data.num_users} users, {data.num_items} items)"
+        )
+    if not (np.all(np.isfinite(users)) and np.all(np.isfinite(items))):
+        raise ValueError("model representations contain NaN or infinite values")
+    item_ids = np.arange(items.shape[0], dtype=np.int64)
+    row_splits = seen = None
+    if exclude_seen:
+        row_splits, seen = seen_table(np.concatenate([data.train, data.valid]), data.num_users)
+    module = ServingModule(users, items, item_ids, row_splits, seen)
+    tf.saved_model.save(module, str(target), signatures=module.signatures())
+
+    sample = np.unique(np.linspace(0, data.num_users - 1, REFERENCE_USERS).astype(np.int64))
+    k = min(REFERENCE_K, data.num_items)
+    ref_rows, ref_scores = reference_topk(users, items, sample, k, row_splits, seen)
+    ref_ids = np.where(np.isinf(ref_scores), -1, item_ids[ref_rows])
+    (target / "assets.extra").mkdir()
+    np.savez(target / "assets.extra" / "reference_topk.npz", user_ids=sample, k=np.int32(k),
+             item_ids=ref_ids, scores=ref_scores)
+
+    items_dir = target / "items"
+    items_dir.mkdir()
+    np.save(items_dir / "embeddings.npy", items)
+    np.save(items_dir / "ids.npy", item_ids)
+    if exclude_seen:
+        (target / "users").mkdir()
+        np.save(target / "users" / "seen_row_splits.npy", row_splits)
+        np.save(target / "users" / "seen_items.npy", seen)
+    scann_info: dict[str, Any] | None = None
+    if build_scann:
+        index = ScannIndex.build(items, item_ids, params=scann_params)
+        index.save(items_dir / "scann")
+        scann_info = {
+            "directory": "scann",
+            "params": index.params,
+            "build_seconds": round(float(index.build_seconds), 3),
+            "scann_version": _package_version("scann"),
+        }
+    info = _model_info(model)
+    manifest = {
+        "format_version": MANIFEST_FORMAT,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "strategy": info["strategy"],
+        "tau0": info["tau0"],
+        "backbone": info["backbone"],
+        "count": int(items.shape[0]),
+        "dimension": int(items.shape[1]),
+        "dtype": "float32",
+        "normalized": info["normalized"],
+        "metric": "dot_product",
+        "metric_note": ("dot product on unit vectors (cosine)" if info["normalized"]
+                        else "dot product on unnormalised vectors (No Norm strategy)"),
+        "files": {
+            name: {"path": f"{name}.npy", "sha256": _sha256(items_dir / f"{name}.npy")}
+            for name in ("embeddings", "ids")
+        },
+        "scann": scann_info,
+        "saved_model": {
+            "signatures": sorted(module.signatures()),
+            "num_users": int(data.num_users),
+            "num_items": int(data.num_items),
+            "exclude_seen": bool(exclude_seen),
+            "excluded_pairs": int(0 if seen is None else seen.shape[0]),
+            "tensorflow_version": tf.__version__,
+        },
+        **extra,
+    }
+    (items_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def _package_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def export_model(
+    model: Any,
+    data: Any,
+    export_dir: str | Path,
+    model_name: str = "adaptau",
+    version: int | None = None,
+    exclude_seen: bool = True,
+    build_scann: bool = True,
+    scann_params: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    check: bool = False,
+    config: dict[str, Any] | None = None,
+    before_publish: Callable[[Path], None] | None = None,
+) -> Path:
+    """Exports ``model`` to ``<export_dir>/<model_name>/<version>/`` atomically.
+
+    Args:
+        model: a trained ``RetrievalModel`` (anything with
+            ``compute_representations(training=False) -> ([n, d], [m, d])``).
+        data: its ``InteractionData``; ``train`` + ``valid`` pairs form the
+            exclusion table.
+        export_dir: TF Serving base directory.
+        model_name: TF Serving model name.
+        version: positive int; default 1 + the largest existing version.
+        exclude_seen: mask the user's train/valid items in ``serving_default``.
+        build_scann: build and serialise the ScaNN index into ``items/scann``.
+        scann_params: override of :meth:`ScannIndex.choose_params`.
+        overwrite: replace an existing ``version`` (otherwise an error).
+        check: run ``export.check`` in a fresh process before publishing; a
+            failed check aborts the export.
+        config: the training run's config, recorded in the manifest as ``run``.
+        before_publish: called with the temporary directory just before the
+            rename (tests use it to simulate a failure mid-export).
+
+    Returns:
+        The published version directory.
+
+    Raises:
+        FileExistsError: if the version exists and ``overwrite`` is False.
+        ValueError: on a bad name, version or mismatched model/data.
+
+    Example:
+        >>> path = export_model(model, data, "/tmp/serving", model_name="adaptau")
+        >>> path.name
+        '1'
+    """
+    if not model_name or "/" in model_name or model_name.startswith("."):
+        raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
+    if version is not None and not (isinstance(version, int) and version > 0):
+        raise ValueError(f"version must be a positive int, got {version!r}")
+    model_dir = Path(export_dir) / model_name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(model_dir) if version is None else version
+    final = model_dir / str(version)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} already exists; pass another version or overwrite=True")
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    try:
+        extra = {"model_name": model_name, "version": version}
+        if config is not None:
+            extra["run"] = config
+        _write_export(tmp, model, data, exclude_seen, build_scann, scann_params, extra)
+        if check:
+            report = check_in_subprocess(tmp)
+            if not report.get("ok"):
+                raise RuntimeError(f"export check failed: {report.get('failures')}")
+        if before_publish is not None:
+            before_publish(tmp)
+        _publish(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Renames ``tmp`` to ``final``; an existing ``final`` is swapped out first."""
+    if not final.exists():
+        os.rename(tmp, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
+    os.rmdir(old)
+    os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="adaptau-export",
+        description="Export a training run as a TF Serving SavedModel plus ScaNN-ready items.",
+    )
+    parser.add_argument("--run", required=True, help="training output directory")
+    parser.add_argument("--export-dir", required=True, help="TF Serving base directory")
+    parser.add_argument("--model-name", default="adaptau")
+    parser.add_argument("--version", type=int, default=None)
+    parser.add_argument("--no-exclude-seen", dest="exclude_seen", action="store_false",
+                        help="do not mask each user's training/validation items")
+    parser.add_argument("--no-scann", dest="build_scann", action="store_false",
+                        help="skip the ScaNN index")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="skip the fresh-process check before publishing")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``adaptau-export``: training run -> export directory."""
+    args = _parse_args(argv)
+    import adaptau_tf  # noqa: F401  (Keras 2 before the trainer imports tf.keras)
+
+    try:
+        from trainers.train import load_run
+    except ImportError as error:
+        print(f"adaptau-export: cannot import trainers.train.load_run ({error})", file=sys.stderr)
+        return 2
+    run = load_run(args.run)
+    path = export_model(
+        run.model, run.data, args.export_dir, model_name=args.model_name,
+        version=args.version, exclude_seen=args.exclude_seen, build_scann=args.build_scann,
+        overwrite=args.overwrite, check=args.check, config=dict(run.config),
+    )
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
