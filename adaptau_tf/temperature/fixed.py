@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import tensorflow as tf
 
-from adaptau_tf.temperature.strategy import TemperatureStrategy, broadcast_scale
+from adaptau_tf.temperature.strategy import TemperatureStrategy, broadcast_scale, check_temperature
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
@@ -25,10 +24,7 @@ class FixedTemperature(TemperatureStrategy):
 
     def __init__(self, temperature: float = 0.1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-                and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)
 
     def initial_temperature(self) -> float:
         return self.temperature

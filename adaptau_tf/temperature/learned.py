@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from adaptau_tf.temperature.strategy import TemperatureStrategy
+from adaptau_tf.temperature.strategy import TemperatureStrategy, check_temperature
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
@@ -25,10 +25,7 @@ class LearnedTemperature(TemperatureStrategy):
 
     def __init__(self, temperature: float = 0.2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-                and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)
         self.log_temperature = self.add_weight(
             name="log_temperature",
             shape=(),

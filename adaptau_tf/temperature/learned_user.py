@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from adaptau_tf.temperature.strategy import TemperatureStrategy
+from adaptau_tf.temperature.strategy import TemperatureStrategy, check_temperature
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
@@ -28,11 +28,8 @@ class LearnedUserTemperature(TemperatureStrategy):
         super().__init__(**kwargs)
         if not (isinstance(num_users, int) and num_users > 0):
             raise ValueError(f"num_users must be a positive int, got {num_users!r}")
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-                and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
         self.num_users = num_users
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)
         self.user_log_temperature = self.add_weight(
             name="user_log_temperature",
             shape=(num_users,),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import tensorflow as tf
@@ -71,6 +72,15 @@ class TemperatureStrategy(tf.keras.layers.Layer):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """The strategy's current ``(τ_global scalar, τ_u [num_users])``."""
         return 1.0 / inverse_temperature, 1.0 / user_inverse_temperature
+
+
+def check_temperature(temperature: float) -> float:
+    """Validates a temperature argument: a finite number > 0, returned as float."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+        math.isfinite(temperature) and temperature > 0
+    ):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    return float(temperature)
 
 
 def broadcast_scale(scale: tf.Tensor, user_ids: tf.Tensor) -> tf.Tensor:
