@@ -77,7 +77,7 @@ class ScannIndex:
 
         * ``num_items < 20,000``: exhaustive float32 scoring (exact).
         * otherwise a k-means tree with ``≈ 2 √m`` leaves (at most 4,000),
-          searching 5% of them (at least 40, at most 200), asymmetric hashing
+          searching 5% of them (at least 80, at most 200), asymmetric hashing
           with 2-dimensional blocks and anisotropic threshold 0.2, and exact
           re-scoring of the best ``max(200, 10 k)`` candidates. Checked on
           Gowalla (40,981 items) and 1M clustered unit vectors, ``d = 64``
@@ -114,7 +114,8 @@ class ScannIndex:
             "strategy": "tree_ah",
             **common,
             "num_leaves": num_leaves,
-            "num_leaves_to_search": int(min(200, max(40, math.ceil(0.05 * num_leaves)))),
+            "num_leaves_to_search": int(min(num_leaves, 200,
+                                            max(80, math.ceil(0.05 * num_leaves)))),
             "training_sample_size": int(min(num_items, 250_000)),
             "dimensions_per_block": 2,
             "anisotropic_quantization_threshold": 0.2,

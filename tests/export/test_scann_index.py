@@ -29,7 +29,7 @@ def test_params_depend_on_catalogue_size():
     assert small["strategy"] == "brute_force"
     gowalla = ScannIndex.choose_params(40_981, 64)
     assert gowalla["strategy"] == "tree_ah" and gowalla["num_leaves"] == 405
-    assert gowalla["num_leaves_to_search"] == 40 and gowalla["reorder"] == 200
+    assert gowalla["num_leaves_to_search"] == 80 and gowalla["reorder"] == 200
     big = ScannIndex.choose_params(1_000_000, 64)
     assert (big["num_leaves"], big["num_leaves_to_search"]) == (2000, 100)
     assert big["training_sample_size"] == 250_000
