@@ -222,17 +222,17 @@ def warmup_tau0(
 ) -> float:
     """The reference code's warm-up τ0: ``prior_gap / log(|A| m / (2|D_A|))``.
 
+    Returns NaN when the log ratio is not positive (data so dense that half
+    of all active-user × item pairs are positives), so that the caller's
+    guard keeps the previous τ0, as for the data-driven estimators.
+
     Example:
         >>> round(warmup_tau0(100, 1000, 5000), 4)
         0.3043
     """
     ratio = math.log(num_active_users * num_items / (2.0 * num_active_pairs))
     if ratio <= 0:
-        raise ValueError(
-            f"log(|A| m / (2|D_A|)) = {ratio!r} is not positive for |A|="
-            f"{num_active_users}, m={num_items}, |D_A|={num_active_pairs}: the data "
-            "is too dense for the closed form"
-        )
+        return float("nan")
     return prior_gap / ratio
 
 

@@ -99,8 +99,8 @@ def test_tau0_is_nan_for_non_positive_gap_and_guard_keeps_previous():
 
 def test_warmup_tau0_is_prior_over_log_ratio():
     assert cf.warmup_tau0(100, 1000, 5000) == pytest.approx(0.7 / math.log(10.0))
-    with pytest.raises(ValueError, match="not positive"):
-        cf.warmup_tau0(10, 10, 100)
+    # Too dense for the closed form: NaN, which the guard turns into "keep previous".
+    assert math.isnan(cf.warmup_tau0(10, 10, 100))
 
 
 def test_tau_u_equals_tau0_when_loss_equals_margin():
