@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from adaptau_tf.layers.l2_normalization import L2Normalization
-from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval
+from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval, global_batch_size
 
 
 def _num_replicas() -> int:
@@ -175,7 +175,9 @@ class RetrievalModel(tfrs.Model):
         item_table = self.item_embedding.embeddings
         rows = tf.reduce_sum(tf.square(tf.gather(user_table, user_ids)), axis=-1)
         rows += tf.reduce_sum(tf.square(tf.gather(item_table, item_ids)), axis=-1)
-        penalty = tf.nn.compute_average_loss(0.5 * self.l2 * rows)
+        penalty = tf.nn.compute_average_loss(
+            0.5 * self.l2 * rows, global_batch_size=global_batch_size(tf.shape(rows)[0])
+        )
         if negative_ids is not None:
             shared = tf.reduce_sum(tf.square(tf.gather(item_table, negative_ids)))
             penalty += 0.5 * self.l2 * shared / float(_num_replicas())

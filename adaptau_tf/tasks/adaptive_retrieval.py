@@ -18,6 +18,33 @@ LOSS_FORMS: tuple[str, ...] = ("paper", "reference")
 _MASK_LOGIT = -1e9
 
 
+def global_batch_size(rows: tf.Tensor) -> tf.Tensor:
+    """Rows of the global batch: the replica's ``rows`` summed over replicas.
+
+    ``tf.nn.compute_average_loss`` assumes every replica holds
+    ``global / num_replicas`` rows; when a global batch does not split evenly
+    (the last batch of an epoch) that divisor is wrong on every replica and
+    the summed loss drifts from the mean. Summing the actual row counts over
+    replicas (one scalar all-reduce) makes the loss the exact mean over the
+    global batch for any split.
+
+    Args:
+        rows: scalar int, the rows this replica holds.
+
+    Returns:
+        Scalar int64: the rows of the global batch (``rows`` itself outside
+        ``tf.distribute`` or with one replica).
+    """
+    rows = tf.cast(rows, tf.int64)
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return rows
+    # float32 all-reduce (every collective implementation supports it); exact
+    # for row counts below 2**24.
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(rows, tf.float32))
+    return tf.cast(tf.round(total), tf.int64)
+
+
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
 class AdaptiveRetrieval(tf.keras.layers.Layer):
     """Softmax retrieval loss with a global and a per-user temperature.
@@ -54,7 +81,10 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
       ``track_user_loss=True``.
 
     The loss is a mean over the (global) batch: it does not change with the
-    batch size or the number of replicas.
+    batch size or the number of replicas. Under ``tf.distribute`` each replica
+    returns its share ``Σ_local ℓ / B_global`` (``B_global`` summed over
+    replicas, so uneven splits are exact too, see :func:`global_batch_size`)
+    and the replicas' gradients are summed.
 
     Args:
         num_users: number of users (size of the per-user state).
@@ -223,10 +253,13 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             for metric in self.batch_metrics:
                 update_ops.append(metric.update_state(labels, scores))
         with tf.control_dependencies([op for op in update_ops if op is not None]):
+            rows = global_batch_size(tf.shape(per_example)[0])
             if sample_weight is not None:
                 weight = tf.cast(tf.reshape(sample_weight, [-1]), per_example.dtype)
-                return tf.nn.compute_average_loss(per_example, sample_weight=weight)
-            return tf.nn.compute_average_loss(per_example)
+                return tf.nn.compute_average_loss(
+                    per_example, sample_weight=weight, global_batch_size=rows
+                )
+            return tf.nn.compute_average_loss(per_example, global_batch_size=rows)
 
     def per_example_loss(
         self,
