@@ -41,6 +41,17 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
     All its state lives in the model's weights (the τ variables and the
     accumulators), so ``BackupAndRestore`` resumes it exactly.
 
+    Under ``tf.distribute`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``)
+    the callback runs in every worker process, in cross-replica context:
+    reading the ``ON_READ``/``SUM`` accumulators gives their sum over all
+    replicas (with several workers, an all-reduce every worker takes part in),
+    the representations are the mirrored weights, and assigning the τ
+    variables writes every local replica's copy. With several workers the
+    chief's τ0 and τ_u are broadcast to the others before they are assigned,
+    so τ is bitwise identical on every replica even if the workers' floating
+    point differs (e.g. different CPUs). Resetting the accumulators zeroes
+    every replica's copy.
+
     Args:
         train_pairs: ``[P, 2]`` int training (user, item) pairs.
         num_users: ``n``.
@@ -166,6 +177,7 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
             )
         else:
             tau_u = np.full(self.num_users, tau0)
+        tau0, accepted, tau_u = _from_chief(self.model.distribute_strategy, tau0, accepted, tau_u)
         task.inverse_temperature.assign(1.0 / tau0)
         task.user_inverse_temperature.assign((1.0 / tau_u).astype(np.float32))
         task.reset_user_loss()
@@ -211,3 +223,29 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
             "tau0_range": self.tau0_range,
             "verbose": self.verbose,
         }
+
+
+def _from_chief(
+    strategy: tf.distribute.Strategy, tau0: float, accepted: bool, tau_u: np.ndarray
+) -> tuple[float, bool, np.ndarray]:
+    """The chief's ``(τ0, accepted, τ_u)`` on every worker of a multi-worker run.
+
+    A SUM all-reduce in which only the chief's first replica contributes the
+    values and every other replica zeros: the result is the chief's values
+    exactly. Outside multi-worker training the values are returned unchanged.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return tau0, accepted, tau_u
+    local_replicas = len(strategy.extended.worker_devices)
+    if strategy.num_replicas_in_sync <= local_replicas:  # a single worker
+        return tau0, accepted, tau_u
+    packed = np.concatenate([[tau0, float(accepted)], tau_u]).astype(np.float64)
+    contributes = [bool(strategy.extended.should_checkpoint)]  # the chief's first replica
+
+    def value(context: tf.distribute.experimental.ValueContext) -> tf.Tensor:
+        first, contributes[0] = contributes[0], False
+        return tf.constant(packed if first else np.zeros_like(packed))
+
+    values = strategy.experimental_distribute_values_from_function(value)
+    merged = strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None).numpy()
+    return float(merged[0]), bool(merged[1]), merged[2:]
