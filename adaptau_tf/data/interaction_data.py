@@ -186,6 +186,16 @@ class InteractionData:
         `seed` (and by TF's global seed if `tf.random.set_seed` was called).
         The dataset is prefetched and has a known cardinality.
 
+        Under ``tf.distribute`` every element is one *global* batch. The
+        dataset's auto-shard policy is set to ``DATA``: distributed over
+        ``R`` replicas on ``W`` workers (``model.fit`` or
+        ``strategy.experimental_distribute_dataset``), every worker runs this
+        same pipeline (same seed, so the same permutation), tf.data splits
+        each global batch into ``R`` per-replica slices and each worker keeps
+        its own slices, so one step covers exactly one global batch, as in a
+        single-process run. (File-based sharding does not apply: the data is
+        in memory.)
+
         Args:
             batch_size: Rows per batch `B` (the last batch may be smaller unless
                 `drop_remainder`).
@@ -258,7 +268,11 @@ class InteractionData:
         else:
             dataset = batches(None)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
     # ------------------------------------------------------------------- summary
     def summary(self) -> str:
