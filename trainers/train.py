@@ -41,6 +41,13 @@ from adaptau_tf.evaluation import RankingEvaluation, RankingEvaluator
 from adaptau_tf.models import BACKBONES, RetrievalModel, build_model
 from adaptau_tf.tasks import LOSS_FORMS
 from adaptau_tf.temperature import STRATEGY_KEYS
+from trainers.distribute import (
+    DISTRIBUTE_CHOICES,
+    SyncStopTraining,
+    make_strategy,
+    num_workers,
+    write_directory,
+)
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
 # Arguments that may differ between an interrupted run and its resumption.
@@ -77,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=int, default=1)
     p.add_argument("--two-beta", type=float, default=1.0)
     p.add_argument("--margin", default="mean", help="m_u: 'mean' or a quantile in [0, 1]")
+    p.add_argument("--distribute", choices=DISTRIBUTE_CHOICES, default="none",
+                   help="tf.distribute strategy: none | mirrored (local GPUs or logical CPUs) "
+                        "| multi-worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG; "
+                        "--batch-size is the global batch). See docs/DISTRIBUTED.md")
     p.add_argument("--tensorboard", default=None, help="TensorBoard log directory")
     p.add_argument("--output", required=True, help="run directory")
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
@@ -208,7 +219,13 @@ def _save_weights(model: RetrievalModel, output: Path) -> None:
 def train(
     args: argparse.Namespace, extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()
 ) -> dict[str, Any]:
-    """Runs one training job end to end; returns the content of ``metrics.json``."""
+    """Runs one training job end to end; returns the content of ``metrics.json``.
+
+    With ``--distribute multi-worker`` every worker runs this with the same
+    arguments; only the chief writes into ``--output`` (the others write the
+    same files into a temporary directory, deleted at the end).
+    """
+    strategy = make_strategy(args.distribute)  # first: multi-worker sets up collectives
     config = _config(args)
     margin = _margin(args.margin)
     output = Path(config["output"])
@@ -218,17 +235,34 @@ def train(
         print(f"{output} is already finished; its metrics.json is kept", file=sys.stderr)
         return json.loads((output / "metrics.json").read_text())
     _check_resume(output, config)
+    with write_directory(output, strategy) as write_dir:
+        return _train(args, config, margin, strategy, output, write_dir, extra_callbacks)
+
+
+def _train(
+    args: argparse.Namespace,
+    config: dict[str, Any],
+    margin: str | float,
+    strategy: tf.distribute.Strategy,
+    output: Path,
+    write_dir: Path,
+    extra_callbacks: Sequence[tf.keras.callbacks.Callback],
+) -> dict[str, Any]:
+    """:func:`train` once the run directory is checked; files go to ``write_dir``."""
     tf.keras.utils.set_random_seed(args.seed)
     data = prepare_data(config)
     config.update(num_users=data.num_users, num_items=data.num_items,
-                  num_train=len(data.train), num_valid=len(data.valid), num_test=len(data.test))
-    _write_json(output / "config.json", config)
+                  num_train=len(data.train), num_valid=len(data.valid), num_test=len(data.test),
+                  num_replicas=strategy.num_replicas_in_sync, num_workers=num_workers(strategy))
+    _write_json(write_dir / "config.json", config)
     print(data.summary())
 
-    model = make_model(config, data)
+    with strategy.scope():
+        model = make_model(config, data)
     monitor_eval, test_eval = evaluators(data, args.protocol)
     prefix = "val_" if monitor_eval is not test_eval else "test_"
     callbacks: list[tf.keras.callbacks.Callback] = [
+        # Shared by every worker: the chief writes backup/chief, which all restore from.
         tf.keras.callbacks.BackupAndRestore(str(output / "backup"))
     ]
     if model.task.strategy.adaptive:
@@ -236,14 +270,17 @@ def train(
             data, estimator=args.estimator, warmup_epochs=args.warmup_epochs,
             two_beta=args.two_beta, margin=margin,
         ))
+    # Evaluation is replicated: every worker evaluates its (mirrored) copy of the
+    # model, so early stopping agrees everywhere; only the chief's files are kept.
     evaluation = RankingEvaluation(
         monitor_eval, every_n_epochs=args.eval_every, monitor=args.monitor,
         patience=args.patience or None, prefix=prefix, verbose=0,
-        backup_dir=str(output / "evaluation_state"),
+        backup_dir=str(write_dir / "evaluation_state"),
     )
     callbacks.append(evaluation)
     callbacks.extend(extra_callbacks)
-    callbacks.append(tf.keras.callbacks.CSVLogger(str(output / "history.csv"), append=True))
+    callbacks.append(SyncStopTraining())
+    callbacks.append(tf.keras.callbacks.CSVLogger(str(write_dir / "history.csv"), append=True))
     if args.tensorboard:
         callbacks.append(tf.keras.callbacks.TensorBoard(args.tensorboard))
 
@@ -253,16 +290,16 @@ def train(
         epochs=args.epochs, callbacks=callbacks, verbose=args.verbose,
     )
     train_seconds = time.perf_counter() - start
-    _save_weights(model, output)
-    for scratch in ("backup", "evaluation_state"):  # emptied by their callbacks
+    _save_weights(model, write_dir)
+    for scratch in (output / "backup", write_dir / "evaluation_state"):  # emptied by callbacks
         with contextlib.suppress(OSError):
-            (output / scratch).rmdir()
+            scratch.rmdir()
 
     users, items = model.compute_representations(training=False)
     test_metrics = test_eval.evaluate(users, items)
     tau_global, tau_users = model.task.temperatures()
     tau_users = np.asarray(tau_users, np.float64)
-    epochs_run = _epochs_run(output / "history.csv", len(history.epoch))
+    epochs_run = _epochs_run(write_dir / "history.csv", len(history.epoch))
     result = {
         "protocol": args.protocol,
         "strategy": args.strategy,
@@ -278,7 +315,7 @@ def train(
         "test": test_metrics,
     }
     result.update({f"test_{k}": v for k, v in test_metrics.items()})
-    _write_json(output / "metrics.json", result)
+    _write_json(write_dir / "metrics.json", result)
     print(format_metrics_table(test_metrics, title=f"test metrics ({args.protocol} protocol)"))
     return result
 
