@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from export import saved_model as saved_model_module
 from export.check import ExportChecker
-from export.saved_model import ServingModule, export_model, seen_table
+from export.saved_model import export_model
 from tests.export.conftest import NUM_ITEMS, NUM_USERS, in_memory_topk, train_tiny
 
 
@@ -91,20 +91,6 @@ def test_out_of_range_k_is_a_clear_invalid_argument(exported, k):
     signature = tf.saved_model.load(str(exported)).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="k must be in"):
         signature(user_id=tf.constant([0], tf.int64), k=tf.constant(k, tf.int32))
-
-
-def test_k_is_a_real_input_and_pads_when_unseen_items_run_out():
-    users = np.eye(2, 3, dtype=np.float32)
-    items = np.eye(4, 3, dtype=np.float32)
-    row_splits, seen = seen_table(np.array([[0, 0], [0, 1], [0, 2], [1, 3], [1, 3]]), 2)
-    np.testing.assert_array_equal(row_splits, [0, 3, 4])
-    module = ServingModule(users, items, np.arange(4, dtype=np.int64), row_splits, seen)
-    for k in (1, 4):
-        out = module.serve(tf.constant([0, 1], tf.int64), tf.constant(k, tf.int32))
-        assert out["item_ids"].shape == (2, k)
-    np.testing.assert_array_equal(out["item_ids"][0], [3, -1, -1, -1])
-    assert np.all(np.isneginf(out["scores"][0, 1:]))
-    np.testing.assert_array_equal(out["item_ids"][1][:1], [1])
 
 
 def test_versions_increment_and_existing_versions_are_protected(trained, tmp_path):
