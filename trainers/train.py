@@ -48,6 +48,7 @@ from trainers.distribute import (
     num_workers,
     write_directory,
 )
+from trainers.presets import PRESETS, PresetArgumentParser, preset_help
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
 # Arguments that may differ between an interrupted run and its resumption.
@@ -56,7 +57,8 @@ _RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard"})
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``adaptau-train``."""
-    p = argparse.ArgumentParser(prog="adaptau-train", description=__doc__.split("\n")[0])
+    p = PresetArgumentParser(prog="adaptau-train", description=__doc__.split("\n")[0])
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help=preset_help())
     p.add_argument("--data", default="synthetic",
                    help="synthetic[:k=v,...] | lightgcn:PATH | tfds:movielens/1m-ratings")
     p.add_argument("--backbone", choices=BACKBONES, default="mf")
