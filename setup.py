@@ -33,6 +33,7 @@ setup(
     entry_points={
         "console_scripts": [
             "adaptau-train=trainers.train:main",
+            "adaptau-grid-search=trainers.grid_search:main",
             "adaptau-export=export.saved_model:main",
             "adaptau-check-export=export.check:main",
             "adaptau-recommend=export.recommend:main",
