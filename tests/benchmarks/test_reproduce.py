@@ -1,0 +1,142 @@
+"""benchmarks/reproduce.py on a tiny synthetic config: the output contract, resumption."""
+
+import adaptau_tf  # noqa: F401
+
+# isort: split
+
+import json
+import re
+
+import pytest
+
+from benchmarks import reporting, reproduce
+from benchmarks.paper_table3 import STRATEGIES, paper_numbers
+from tests.conftest import REPO
+from trainers import grid_search
+from trainers import train as trainer
+
+TINY = {
+    "datasets": {"tiny": "synthetic:num_users=80,num_items=60"},
+    "backbones": ["mf"],
+    "protocols": {"honest": ["nonorm", "grid-tau", "adap-tau"], "paper": ["adap-tau"]},
+    "args": {"*": {"epochs": 2, "batch_size": 128, "embedding_dim": 8,
+                   "negatives": "sampled:32", "lr": 0.02, "verbose": 0},
+             "adap-tau": {"warmup_epochs": 1}},
+    "grid": {"*": {"taus": "0.1,0.3,1.0", "epochs": 2, "test_best": True}},
+    "notes": {"tiny/mf": "smoke config"},
+}
+ROW_KEYS = {"backbone", "strategy", "protocol", "test_recall@20", "test_ndcg@20", "epochs",
+            "seconds"}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    return tmp_path / "results"
+
+
+def _main(tmp_path, *extra):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    return reproduce.main(["--config", str(config), "--work-dir", str(tmp_path / "work"),
+                           "--reuse-dir", "", "--in-process", *extra])
+
+
+def test_tiny_table3_contract_and_resume(tmp_path, results, monkeypatch, capsys):
+    assert _main(tmp_path) == 0
+    table = json.loads((results / "table3_tiny.json").read_text())
+    assert {"commit", "machine", "command"} <= set(table)
+    assert (results / "table3_tiny.md").exists()
+    rows = table["rows"]
+    assert sorted((r["protocol"], r["strategy"]) for r in rows) == [
+        ("honest", "adap-tau"), ("honest", "grid-tau"), ("honest", "nonorm"),
+        ("paper", "adap-tau")]
+    for row in rows:
+        assert set(row) >= ROW_KEYS and row["backbone"] == "mf"
+        assert 0 <= row["test_recall@20"] <= 1 and 0 <= row["test_ndcg@20"] <= 1
+        assert row["epochs"] == 2 and row["seconds"] > 0
+    assert table["pending"] == [] and table["notes"] == ["tiny/mf: smoke config"]
+    checks = {(c["protocol"], c["check"]) for c in table["ordering"]}
+    assert checks == {("honest", "adap-tau >= grid-tau"), ("honest", "adap-tau > nonorm")}
+
+    grid = json.loads((results / "grid_search_tiny_mf.json").read_text())
+    assert [t["tau"] for t in grid["trials"]] == [0.1, 0.3, 1.0]
+    assert {"tau", "valid_recall@20", "valid_ndcg@20"} <= set(grid["trials"][0])
+    assert grid["total_seconds"] > 0 and grid["complete"]
+    grid_tau = next(r for r in rows if r["strategy"] == "grid-tau")
+    assert grid_tau["tau"] == grid["best_tau"]
+    assert table["grid_search"][0]["adap_tau_seconds"] > 0
+    assert (results / "grid_search_tiny_mf.png").read_bytes().startswith(b"\x89PNG")
+    md = (results / "table3_tiny.md").read_text()
+    assert "Honest protocol" in md and "Paper protocol" in md and "Grid Search τ" in md
+
+    # Resumable per run: a second invocation trains nothing and reports the same rows.
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was started again")
+
+    monkeypatch.setattr(reproduce, "_execute", refuse)
+    assert _main(tmp_path) == 0
+    again = json.loads((results / "table3_tiny.json").read_text())["rows"]
+    assert [(r["strategy"], r["test_ndcg@20"]) for r in again] == \
+        [(r["strategy"], r["test_ndcg@20"]) for r in rows]
+    capsys.readouterr()
+    assert _main(tmp_path, "--dry-run") == 0
+    assert capsys.readouterr().out.count("[done]") == 5  # 4 runs + the grid search
+
+
+def test_pending_runs_and_only_filter(tmp_path, results):
+    assert _main(tmp_path, "--only", "honest/nonorm") == 0
+    table = json.loads((results / "table3_tiny.json").read_text())
+    assert [(r["protocol"], r["strategy"]) for r in table["rows"]] == [("honest", "nonorm")]
+    assert len(table["pending"]) == 3 and table["ordering"] == []
+    assert "Not finished yet" in (results / "table3_tiny.md").read_text()
+
+
+def test_selectors_merge_from_general_to_specific():
+    section = {"*": {"epochs": 1, "lr": 0.1}, "mf": {"epochs": 2}, "ml-1m/mf": {"epochs": 3},
+               "gowalla": {"lr": 9}}
+    run = {"dataset": "ml-1m", "backbone": "mf", "protocol": "honest", "strategy": "nonorm"}
+    assert reproduce.merged(section, run) == {"epochs": 3, "lr": 0.1}
+    assert reproduce.flags({"batch_size": 8, "test_best": True, "x": False, "y": None}) == [
+        "--batch-size", "8", "--test-best"]
+
+
+def test_shipped_config_plans_valid_commands(tmp_path):
+    config = reproduce.load_config(reproduce.DEFAULT_CONFIG)
+    runs = reproduce.plan(config, tmp_path, [])
+    assert len(runs) == 2 * 2 * (6 + 4)
+    cells = {(r["dataset"], r["backbone"], r["protocol"], r["strategy"]) for r in runs}
+    for dataset in ("ml-1m", "gowalla"):
+        for backbone in ("mf", "lightgcn"):
+            assert {(dataset, backbone, "honest", s) for s in STRATEGIES} <= cells
+            assert {(dataset, backbone, "paper", s) for s in
+                    ("nonorm", "grid-tau", "adap-tau0", "adap-tau")} <= cells
+    for run in runs:
+        if run["strategy"] == "grid-tau":
+            args = grid_search.build_parser().parse_args(run["grid_argv"])
+            assert args.preset and grid_search.tau_grid(args)
+        else:
+            args = trainer.build_parser().parse_args(reproduce.train_argv(run))
+            assert args.preset.endswith(run["dataset"].replace("-", ""))
+            assert args.strategy == run["strategy"] and args.protocol == run["protocol"]
+
+
+def test_paper_numbers_match_algorithm_md():
+    doc = REPO.parent / "shared" / "docs" / "ALGORITHM.md"
+    if not doc.exists():
+        pytest.skip("../shared/docs/ALGORITHM.md not available")
+    labels = {"No Norm": "nonorm", "Grid Search τ": "grid-tau", "C-τ": "c-tau",
+              "Cu-τ": "cu-tau", "Adap-τ0": "adap-tau0", "Adap-τ": "adap-tau"}
+    pattern = re.compile(r"^\| (MF|LightGCN) \| ([^|]+) \|(.*)\|$")
+    seen = 0
+    for line in doc.read_text().splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        cells = [c.strip() for c in match.group(3).split("|")]
+        for dataset, cell in zip(("yelp2018", "amazon-book", "ml-1m", "gowalla"), cells):
+            recall, ndcg = (float(v) for v in cell.split("/"))
+            assert paper_numbers(dataset, match.group(1).lower(),
+                                 labels[match.group(2).strip()]) == (recall, ndcg)
+            seen += 1
+    assert seen == 48
