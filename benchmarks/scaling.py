@@ -1,0 +1,384 @@
+"""How training, the τ refresh, evaluation and memory grow with the data.
+
+Synthetic implicit feedback at 1M, 5M and 20M interactions (40 per user on
+average; catalogues of 50k, 250k and 1M items), MF + Adap-τ (paper loss form,
+d = 64, 1024 shared sampled negatives, global batch 8192), on one machine.
+Each size runs in its own subprocess so that ``peak_rss_mb`` (the process's
+``ru_maxrss``) belongs to that size alone; the data are generated in yet
+another subprocess and cached under ``benchmarks/work/scaling/`` so that the
+generator's memory is not counted.
+
+Per size:
+
+* ``seconds_per_epoch``: training over the train split (80 % of the
+  interactions), after a 5-step warm-up. Full epochs where they take less than
+  ``--full-epoch-steps`` steps, otherwise ``--timed-steps`` steps timed and
+  multiplied up to an epoch (``extrapolated`` says which).
+* ``tau_refresh_seconds``: one ``AdaptiveTemperature.refresh`` (τ0 from the
+  score moments over the active users' pairs, τ_u by Lambert W from the
+  accumulated per-user losses, assignment, reset) after the timed steps; an
+  earlier untimed refresh traces its functions.
+* ``eval_seconds``: ``RankingEvaluator`` all-ranking over ``eval_users`` test
+  users (every test user when there are at most ``--full-eval-max-users``, a
+  seeded uniform sample of ``--eval-sample`` users above);
+  ``eval_seconds_all_users`` scales it to every test user (evaluation cost is
+  linear in the users evaluated).
+* ``peak_rss_mb``: peak resident memory of the process (data, model, Adagrad
+  slots, pipeline, one ``[users_per_block, items]`` evaluation block);
+  ``train_peak_rss_mb`` is the peak before the evaluation.
+
+The optimizer is Adagrad, whose sparse update touches only the rows of the
+batch. Adam (the paper's recipe and the trainer's default) decays both moment
+tables densely at every step (``m ← β1·m`` over all rows in tf_keras' Adam),
+so its step cost grows with ``num_users + num_items``; the ``adam_*`` columns
+time it over ``--adam-steps`` steps on the same data to show the difference.
+
+Usage:
+    .venv/bin/python benchmarks/scaling.py                 # 1M, 5M, 20M
+    .venv/bin/python benchmarks/scaling.py --sizes 200k --name scaling_smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+#: name -> (interactions, users, items)
+SIZES: dict[str, tuple[int, int, int]] = {
+    "200k": (200_000, 5_000, 10_000),
+    "1M": (1_000_000, 25_000, 50_000),
+    "5M": (5_000_000, 125_000, 250_000),
+    "20M": (20_000_000, 500_000, 1_000_000),
+}
+WORK = REPO / "benchmarks" / "work" / "scaling"
+BATCH = 8192
+NEGATIVES = 1024
+CLUSTER_ITEMS = 2000  # items per taste cluster
+TEST_FRACTION = 0.2
+
+
+# ----------------------------------------------------------------- generation
+def generate(interactions: int, users: int, items: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Vectorised synthetic feedback, O(interactions) time and memory.
+
+    (``adaptau_tf.data.make_synthetic`` scores every user against every item,
+    which is O(users × items): 5·10^11 at the largest size.) Users and items
+    fall into taste clusters of ``CLUSTER_ITEMS`` items; 70 % of a user's
+    positives come from their cluster, 30 % from the whole catalogue, each
+    with a power-law popularity (rank = ⌊size·U²⌋). Per-user counts are
+    lognormal (mean ``interactions / users``, at least 5); duplicates are
+    removed and the total trimmed to ``interactions``; 20 % of each user's
+    rows (at least one) go to test.
+    """
+    rng = np.random.default_rng(seed)
+    mean = interactions / users
+    counts = np.exp(rng.normal(np.log(mean) - 0.18, 0.6, users))
+    counts = np.maximum(5, np.round(counts * 1.1 * interactions / counts.sum())).astype(np.int64)
+    row_user = np.repeat(np.arange(users, dtype=np.int64), counts)
+    num_clusters = max(1, items // CLUSTER_ITEMS)
+    cluster_size = items // num_clusters
+    item_order = rng.permutation(items)  # cluster c = item_order[c*size:(c+1)*size]
+    popularity = rng.permutation(items)  # global popularity rank -> item
+    user_cluster = rng.integers(0, num_clusters, users)
+    local = rng.random(row_user.size) < 0.7
+    u = rng.random(row_user.size)
+    item = np.where(
+        local,
+        item_order[np.minimum(user_cluster[row_user] * cluster_size
+                              + (cluster_size * u * u).astype(np.int64), items - 1)],
+        popularity[(items * u * u).astype(np.int64)],
+    )
+    del local, u
+    keys = np.unique(row_user * items + item)
+    del row_user, item
+    if keys.size > interactions:  # trim uniformly, keeping the sorted order
+        keys = keys[np.sort(rng.choice(keys.size, interactions, replace=False))]
+    user, item = np.divmod(keys, items)
+    del keys
+    order = np.lexsort((rng.random(user.size), user))  # random order within each user
+    starts = np.searchsorted(user, np.arange(users + 1))
+    per_user = np.diff(starts)
+    rank = np.empty(user.size, np.int64)
+    rank[order] = np.arange(user.size) - starts[user[order]]
+    holdout = np.where(per_user >= 2, np.clip(np.floor(TEST_FRACTION * per_user + 0.5), 1,
+                                              per_user - 1), 0)
+    is_test = rank < holdout[user]
+    pairs = np.stack([user, item], axis=1)
+    return {"train": pairs[~is_test], "test": pairs[is_test]}
+
+
+def cached_data(name: str) -> Path:
+    """Generates the size's data in a subprocess unless it is cached."""
+    directory = WORK / f"{name}-seed0"
+    if not (directory / "meta.json").exists():
+        subprocess.run([sys.executable, __file__, "--generate", name], check=True)
+    return directory
+
+
+def _generate_main(name: str) -> None:
+    interactions, users, items = SIZES[name]
+    start = time.perf_counter()
+    split = generate(interactions, users, items)
+    directory = WORK / f"{name}-seed0"
+    directory.mkdir(parents=True, exist_ok=True)
+    for key, pairs in split.items():
+        np.save(directory / f"{key}.npy", pairs)
+    meta = {"users": users, "items": items,
+            "interactions": int(sum(len(p) for p in split.values())),
+            "train": len(split["train"]), "test": len(split["test"]),
+            "generate_seconds": time.perf_counter() - start}
+    (directory / "meta.json").write_text(json.dumps(meta))
+    print(f"generated {name}: {meta}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------- measurement
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _time_steps(model: Any, data: Any, steps: int, steps_per_epoch: int) -> float:
+    dataset = data.train_dataset(BATCH, seed=0)
+    start = time.perf_counter()
+    model.fit(dataset if steps >= steps_per_epoch else dataset.take(steps), verbose=0)
+    return time.perf_counter() - start
+
+
+def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
+    """One size, in this process: see the module docstring."""
+    import adaptau_tf  # noqa: F401  (Keras 2 before tensorflow)
+
+    # isort: split
+    import scipy.sparse as sp
+    import tensorflow as tf
+
+    from adaptau_tf.callbacks import AdaptiveTemperature
+    from adaptau_tf.data import InteractionData
+    from adaptau_tf.evaluation import RankingEvaluator
+    from adaptau_tf.models import build_model
+
+    load_start = os.getloadavg()[0]
+    directory = cached_data(name)
+    meta = json.loads((directory / "meta.json").read_text())
+    train, test = (np.load(directory / f"{key}.npy") for key in ("train", "test"))
+    data = InteractionData(num_users=meta["users"], num_items=meta["items"], train=train,
+                           valid=np.zeros((0, 2), np.int64), test=test, name=f"scaling-{name}")
+    steps_per_epoch = math.ceil(len(train) / BATCH)
+    full = steps_per_epoch <= options.full_epoch_steps
+    steps = steps_per_epoch if full else min(options.timed_steps, steps_per_epoch)
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_model("mf", data, strategy="adap-tau", negatives=f"sampled:{NEGATIVES}",
+                        embedding_dim=64, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.05))
+    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0)
+    callback.set_model(model)
+    _time_steps(model, data, 5, steps_per_epoch)  # warm-up: traces the train step
+    callback.refresh(0)  # warm-up: traces the refresh's functions
+    train_seconds = _time_steps(model, data, steps, steps_per_epoch)
+    seconds_per_epoch = train_seconds * steps_per_epoch / steps
+    start = time.perf_counter()
+    refreshed = callback.refresh(1)
+    tau_refresh_seconds = time.perf_counter() - start
+
+    test_users = np.unique(test[:, 0])
+    rng = np.random.default_rng(0)
+    eval_users = (test_users if test_users.size <= options.full_eval_max_users
+                  else np.sort(rng.choice(test_users, options.eval_sample, replace=False)))
+    keep = np.isin(test[:, 0], eval_users)
+    target = sp.csr_matrix((np.ones(int(keep.sum()), np.float32),
+                            (test[keep, 0], test[keep, 1])), shape=data.train_csr.shape)
+    evaluator = RankingEvaluator(data.train_csr, target, ks=(20,),
+                                 user_batch_size=max(32, min(1024, 2**28 // meta["items"])))
+    users, items = model.compute_representations(training=False)
+    train_peak_rss_mb = _peak_rss_mb()
+    start = time.perf_counter()
+    metrics = evaluator.evaluate(users, items)
+    eval_seconds = time.perf_counter() - start
+    peak_rss_mb = _peak_rss_mb()
+
+    row: dict[str, Any] = {
+        "size": name,
+        "interactions": meta["interactions"],
+        "train_interactions": meta["train"],
+        "users": meta["users"],
+        "items": meta["items"],
+        "batch_size": BATCH,
+        "steps_per_epoch": steps_per_epoch,
+        "timed_steps": steps,
+        "extrapolated": not full,
+        "seconds_per_epoch": seconds_per_epoch,
+        "seconds_per_step": train_seconds / steps,
+        "tau_refresh_seconds": tau_refresh_seconds,
+        "tau0": refreshed["tau0"],
+        "eval_users": int(eval_users.size),
+        "test_users": int(test_users.size),
+        "eval_seconds": eval_seconds,
+        "eval_seconds_all_users": eval_seconds * test_users.size / eval_users.size,
+        "eval_recall@20": metrics["recall@20"],
+        "peak_rss_mb": peak_rss_mb,
+        "train_peak_rss_mb": train_peak_rss_mb,
+        "peak_rss_mb_per_million_interactions": peak_rss_mb / (meta["interactions"] / 1e6),
+        "generate_seconds": meta["generate_seconds"],
+    }
+    if options.adam_steps > 0:  # the dense-moment optimizer, same data, fresh model
+        del model, callback
+        adam = build_model("mf", data, strategy="adap-tau", negatives=f"sampled:{NEGATIVES}",
+                           embedding_dim=64, seed=0)
+        adam.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+        _time_steps(adam, data, 3, steps_per_epoch)
+        adam_steps = min(options.adam_steps, steps_per_epoch)
+        seconds = _time_steps(adam, data, adam_steps, steps_per_epoch)
+        row.update(adam_timed_steps=adam_steps, adam_seconds_per_step=seconds / adam_steps,
+                   adam_seconds_per_epoch=seconds / adam_steps * steps_per_epoch)
+    row["load_average"] = [load_start, os.getloadavg()[0]]
+    return row
+
+
+# --------------------------------------------------------------------- report
+def _slope(rows: list[dict[str, Any]], key: str) -> float | None:
+    """Least-squares slope of log(key) against log(interactions)."""
+    pairs = [(r["interactions"], r[key]) for r in rows if r.get(key)]
+    if len(pairs) < 2:
+        return None
+    x, y = (np.log(np.asarray(v, np.float64)) for v in zip(*pairs))
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def _report(rows: list[dict[str, Any]], options: argparse.Namespace) -> tuple[dict, str]:
+    from benchmarks.reporting import markdown_table
+
+    keys = ["seconds_per_epoch", "tau_refresh_seconds", "eval_seconds_all_users",
+            "peak_rss_mb", "train_peak_rss_mb", "adam_seconds_per_epoch"]
+    slopes = {key: _slope(rows, key) for key in keys}
+    millions = [r["interactions"] / 1e6 for r in rows]
+    memory = np.polyfit(millions, [r["peak_rss_mb"] for r in rows], 1) if len(rows) > 1 else None
+    train_memory = (np.polyfit(millions, [r["train_peak_rss_mb"] for r in rows], 1)
+                    if len(rows) > 1 else None)
+    payload = {
+        "rows": rows,
+        "log_log_slopes": slopes,
+        "peak_rss_mb_per_million_interactions_marginal": (
+            None if memory is None else float(memory[0])),
+        "peak_rss_mb_intercept": None if memory is None else float(memory[1]),
+        "train_peak_rss_mb_per_million_interactions_marginal": (
+            None if train_memory is None else float(train_memory[0])),
+        "setup": {
+            "model": "MF, adap-tau, paper loss form, d=64",
+            "negatives": f"{NEGATIVES} shared sampled per step",
+            "batch_size": BATCH,
+            "optimizer": "Adagrad(0.05) (row-sparse updates); adam_* columns: Adam(1e-3)",
+            "interactions_per_user": 40,
+            "test_fraction": TEST_FRACTION,
+            "full_epoch_steps": options.full_epoch_steps,
+            "timed_steps": options.timed_steps,
+            "adam_steps": options.adam_steps,
+            "full_eval_max_users": options.full_eval_max_users,
+            "eval_sample": options.eval_sample,
+            "eval": "all-ranking RankingEvaluator, ks=(20,)",
+        },
+    }
+    header = ["interactions", "users", "items", "s/epoch", "timed", "τ refresh s",
+              "eval s (users)", "eval s all users", "peak RSS MB", "MB per M",
+              "train peak MB", "Adam s/epoch"]
+    table = [[f"{r['interactions']:,}", f"{r['users']:,}", f"{r['items']:,}",
+              f"{r['seconds_per_epoch']:.1f}",
+              ("full epoch" if not r["extrapolated"]
+               else f"{r['timed_steps']}/{r['steps_per_epoch']} steps"),
+              f"{r['tau_refresh_seconds']:.2f}",
+              f"{r['eval_seconds']:.1f} ({r['eval_users']:,})",
+              f"{r['eval_seconds_all_users']:.1f}", f"{r['peak_rss_mb']:.0f}",
+              f"{r['peak_rss_mb_per_million_interactions']:.0f}",
+              f"{r['train_peak_rss_mb']:.0f}",
+              (f"{r['adam_seconds_per_epoch']:.0f}" if "adam_seconds_per_epoch" in r else "")]
+             for r in rows]
+    slope_rows = [[key, "" if value is None else f"{value:.2f}"] for key, value in slopes.items()]
+    marginal = payload["peak_rss_mb_per_million_interactions_marginal"]
+    lines = [
+        "# Scaling with the number of interactions (one machine)",
+        "",
+        "MF + Adap-τ, d = 64, 1024 shared sampled negatives, global batch 8192, Adagrad; "
+        "synthetic data with 40 interactions per user (80 % train); items grow with the "
+        "data up to 1M. `timed` says whether the epoch was run in full or timed over a "
+        "number of steps and multiplied up. Evaluation is all-ranking over the `users` "
+        "shown (a uniform sample at the largest size), `eval s all users` scales it to "
+        "every test user. Adam s/epoch: Adam(1e-3) timed over a few steps on the same "
+        "data (its moment decay is dense over both tables at every step).",
+        "",
+        markdown_table(header, table),
+        "",
+        "Log-log slopes against interactions (1 = linear):",
+        "",
+        markdown_table(["quantity", "slope"], slope_rows),
+        "",
+        ("" if marginal is None else
+         f"Peak memory: {marginal:.0f} MB per extra million interactions (least squares "
+         f"over the sizes; intercept {payload['peak_rss_mb_intercept']:.0f} MB: TensorFlow "
+         "runtime and fixed buffers). Training alone (peak before the evaluation): "
+         f"{payload['train_peak_rss_mb_per_million_interactions_marginal']:.0f} MB per "
+         "extra million; the rest is the evaluation's score block, which grows with the "
+         "catalogue."),
+    ]
+    return payload, "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1M,5M,20M", help=f"comma list of {list(SIZES)}")
+    parser.add_argument("--full-epoch-steps", type=int, default=700,
+                        help="run full epochs up to this many steps")
+    parser.add_argument("--timed-steps", type=int, default=300,
+                        help="steps timed (and multiplied up) for longer epochs")
+    parser.add_argument("--adam-steps", type=int, default=30)
+    parser.add_argument("--full-eval-max-users", type=int, default=130_000,
+                        help="evaluate every test user up to this many")
+    parser.add_argument("--eval-sample", type=int, default=20_000,
+                        help="users evaluated (uniform sample) above that")
+    parser.add_argument("--name", default="scaling", help="results/<name>.{json,md}")
+    parser.add_argument("--generate", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.generate:
+        _generate_main(options.generate)
+        return 0
+    if options.measure:
+        print("ROW " + json.dumps(measure(options.measure, options)))
+        return 0
+
+    sizes = options.sizes.split(",")
+    unknown = sorted(set(sizes) - set(SIZES))
+    if unknown:
+        parser.error(f"unknown sizes {unknown}; choose from {list(SIZES)}")
+    passed = [arg for arg in (argv if argv is not None else sys.argv[1:])]
+    rows = []
+    for name in sizes:
+        cached_data(name)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        out = subprocess.run([sys.executable, __file__, *passed, "--measure", name],
+                             check=True, capture_output=True, text=True, env=env)
+        row = json.loads(next(line[4:] for line in out.stdout.splitlines()
+                              if line.startswith("ROW ")))
+        print(json.dumps(row), file=sys.stderr)
+        rows.append(row)
+    from benchmarks.reporting import write_results
+
+    payload, markdown = _report(rows, options)
+    write_results(options.name, payload, markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
