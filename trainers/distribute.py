@@ -91,6 +91,22 @@ def write_directory(output: Path, strategy: tf.distribute.Strategy) -> Iterator[
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def state_directory(output: Path, write_dir: Path, strategy: tf.distribute.Strategy,
+                    name: str) -> Path:
+    """A callback's resumable state directory for this process.
+
+    The chief's is ``write_dir / name`` (inside the run directory); another
+    worker's is ``output / f"{name}_worker{task}"``, beside it rather than in
+    the temporary write directory, so that it survives an interruption and a
+    resumed worker reloads *its own* state (e.g. ``RankingEvaluation``'s best
+    value and patience, which must match the chief's for the workers to stop
+    together). The callbacks delete their files at the end of training.
+    """
+    if is_chief(strategy):
+        return write_dir / name
+    return output / f"{name}_worker{strategy.cluster_resolver.task_id}"
+
+
 class SyncStopTraining(tf.keras.callbacks.Callback):
     """Stops every worker when any worker's callbacks asked to stop.
 

@@ -46,6 +46,7 @@ from trainers.distribute import (
     SyncStopTraining,
     make_strategy,
     num_workers,
+    state_directory,
     write_directory,
 )
 from trainers.presets import PRESETS, PresetArgumentParser, preset_help
@@ -274,10 +275,11 @@ def _train(
         ))
     # Evaluation is replicated: every worker evaluates its (mirrored) copy of the
     # model, so early stopping agrees everywhere; only the chief's files are kept.
+    evaluation_state = state_directory(output, write_dir, strategy, "evaluation_state")
     evaluation = RankingEvaluation(
         monitor_eval, every_n_epochs=args.eval_every, monitor=args.monitor,
         patience=args.patience or None, prefix=prefix, verbose=0,
-        backup_dir=str(write_dir / "evaluation_state"),
+        backup_dir=str(evaluation_state),
     )
     callbacks.append(evaluation)
     callbacks.extend(extra_callbacks)
@@ -293,7 +295,7 @@ def _train(
     )
     train_seconds = time.perf_counter() - start
     _save_weights(model, write_dir)
-    for scratch in (output / "backup", write_dir / "evaluation_state"):  # emptied by callbacks
+    for scratch in (output / "backup", evaluation_state):  # emptied by their callbacks
         with contextlib.suppress(OSError):
             scratch.rmdir()
 
