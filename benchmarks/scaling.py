@@ -13,19 +13,29 @@ Per size:
 * ``seconds_per_epoch``: training over the train split (80 % of the
   interactions), after a 5-step warm-up. Full epochs where they take less than
   ``--full-epoch-steps`` steps, otherwise ``--timed-steps`` steps timed and
-  multiplied up to an epoch (``extrapolated`` says which).
+  multiplied up to an epoch (``extrapolated`` says which). The machine is
+  shared, so ``seconds_per_epoch_from_median_step`` (median time between
+  consecutive step ends × steps per epoch) is also given: it is less
+  sensitive to bursts of load from other jobs.
 * ``tau_refresh_seconds``: one ``AdaptiveTemperature.refresh`` (τ0 from the
   score moments over the active users' pairs, τ_u by Lambert W from the
-  accumulated per-user losses, assignment, reset) after the timed steps; an
-  earlier untimed refresh traces its functions.
+  per-user losses accumulated over the timed steps, assignment, reset); its
+  ``tf.function`` is traced beforehand on tiny inputs.
 * ``eval_seconds``: ``RankingEvaluator`` all-ranking over ``eval_users`` test
   users (every test user when there are at most ``--full-eval-max-users``, a
   seeded uniform sample of ``--eval-sample`` users above);
   ``eval_seconds_all_users`` scales it to every test user (evaluation cost is
   linear in the users evaluated).
-* ``peak_rss_mb``: peak resident memory of the process (data, model, Adagrad
-  slots, pipeline, one ``[users_per_block, items]`` evaluation block);
-  ``train_peak_rss_mb`` is the peak before the evaluation.
+* ``peak_rss_mb``: peak resident memory of the process over the Adagrad
+  measurement (data, model, Adagrad slots, pipeline, τ refresh, one
+  ``[users_per_block, items]`` evaluation block), and per phase:
+  ``setup_peak_rss_mb`` (data, model, callback and evaluator built),
+  ``steps_peak_rss_mb`` (training steps), ``refresh_peak_rss_mb`` (τ refresh)
+  and ``eval_peak_rss_mb`` (evaluation, including the representations), in
+  that order. The kernel's high-water mark is reset at the start of each phase
+  (``/proc/self/clear_refs``) to the current RSS, so a phase's peak includes
+  what earlier phases left allocated (where the reset is not possible it is
+  the running peak).
 
 The optimizer is Adagrad, whose sparse update touches only the rows of the
 batch. Adam (the paper's recipe and the trainer's default) decays both moment
@@ -41,6 +51,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -48,6 +59,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +162,36 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _time_steps(model: Any, data: Any, steps: int, steps_per_epoch: int) -> float:
+class Peaks:
+    """Peak resident memory per phase: the high-water mark is reset at each phase."""
+
+    def __init__(self) -> None:
+        self.mb: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        try:  # "5" resets the process's peak RSS (Linux >= 4.0)
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+        yield
+        self.mb[name] = max(self.mb.get(name, 0.0), _peak_rss_mb())
+
+
+def _time_steps(model: Any, data: Any, steps: int, steps_per_epoch: int) -> tuple[float, float]:
+    """``(wall seconds, median seconds between consecutive step ends)`` of ``steps`` steps."""
+    import tensorflow as tf
+
+    ends: list[float] = []
+    record = tf.keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
     dataset = data.train_dataset(BATCH, seed=0)
     start = time.perf_counter()
-    model.fit(dataset if steps >= steps_per_epoch else dataset.take(steps), verbose=0)
-    return time.perf_counter() - start
+    model.fit(dataset if steps >= steps_per_epoch else dataset.take(steps), verbose=0,
+              callbacks=[record])
+    wall = time.perf_counter() - start
+    gaps = np.diff(ends)
+    return wall, float(np.median(gaps)) if gaps.size else wall / max(steps, 1)
 
 
 def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
@@ -169,46 +206,51 @@ def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
     from adaptau_tf.data import InteractionData
     from adaptau_tf.evaluation import RankingEvaluator
     from adaptau_tf.models import build_model
+    from adaptau_tf.temperature import closed_form
 
     load_start = os.getloadavg()[0]
+    peaks = Peaks()
     directory = cached_data(name)
     meta = json.loads((directory / "meta.json").read_text())
-    train, test = (np.load(directory / f"{key}.npy") for key in ("train", "test"))
-    data = InteractionData(num_users=meta["users"], num_items=meta["items"], train=train,
-                           valid=np.zeros((0, 2), np.int64), test=test, name=f"scaling-{name}")
-    steps_per_epoch = math.ceil(len(train) / BATCH)
+    steps_per_epoch = math.ceil(meta["train"] / BATCH)
     full = steps_per_epoch <= options.full_epoch_steps
     steps = steps_per_epoch if full else min(options.timed_steps, steps_per_epoch)
-
-    tf.keras.utils.set_random_seed(0)
-    model = build_model("mf", data, strategy="adap-tau", negatives=f"sampled:{NEGATIVES}",
-                        embedding_dim=64, seed=0)
-    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.05))
-    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0)
-    callback.set_model(model)
-    _time_steps(model, data, 5, steps_per_epoch)  # warm-up: traces the train step
-    callback.refresh(0)  # warm-up: traces the refresh's functions
-    train_seconds = _time_steps(model, data, steps, steps_per_epoch)
+    with peaks.phase("setup"):
+        train, test = (np.load(directory / f"{key}.npy") for key in ("train", "test"))
+        data = InteractionData(num_users=meta["users"], num_items=meta["items"], train=train,
+                               valid=np.zeros((0, 2), np.int64), test=test,
+                               name=f"scaling-{name}")
+        tf.keras.utils.set_random_seed(0)
+        model = build_model("mf", data, strategy="adap-tau", negatives=f"sampled:{NEGATIVES}",
+                            embedding_dim=64, seed=0)
+        model.compile(optimizer=tf.keras.optimizers.Adagrad(0.05))
+        callback = AdaptiveTemperature.from_data(data, warmup_epochs=0)
+        callback.set_model(model)
+        test_users = np.unique(test[:, 0])
+        rng = np.random.default_rng(0)
+        eval_users = (test_users if test_users.size <= options.full_eval_max_users
+                      else np.sort(rng.choice(test_users, options.eval_sample, replace=False)))
+        keep = np.isin(test[:, 0], eval_users)
+        target = sp.csr_matrix((np.ones(int(keep.sum()), np.float32),
+                                (test[keep, 0], test[keep, 1])), shape=data.train_csr.shape)
+        evaluator = RankingEvaluator(data.train_csr, target, ks=(20,),
+                                     user_batch_size=max(32, min(1024, 2**28 // meta["items"])))
+    with peaks.phase("steps"):
+        _time_steps(model, data, 5, steps_per_epoch)  # warm-up: traces the train step
+        train_seconds, median_step = _time_steps(model, data, steps, steps_per_epoch)
     seconds_per_epoch = train_seconds * steps_per_epoch / steps
-    start = time.perf_counter()
-    refreshed = callback.refresh(1)
-    tau_refresh_seconds = time.perf_counter() - start
-
-    test_users = np.unique(test[:, 0])
-    rng = np.random.default_rng(0)
-    eval_users = (test_users if test_users.size <= options.full_eval_max_users
-                  else np.sort(rng.choice(test_users, options.eval_sample, replace=False)))
-    keep = np.isin(test[:, 0], eval_users)
-    target = sp.csr_matrix((np.ones(int(keep.sum()), np.float32),
-                            (test[keep, 0], test[keep, 1])), shape=data.train_csr.shape)
-    evaluator = RankingEvaluator(data.train_csr, target, ks=(20,),
-                                 user_batch_size=max(32, min(1024, 2**28 // meta["items"])))
-    users, items = model.compute_representations(training=False)
-    train_peak_rss_mb = _peak_rss_mb()
-    start = time.perf_counter()
-    metrics = evaluator.evaluate(users, items)
-    eval_seconds = time.perf_counter() - start
-    peak_rss_mb = _peak_rss_mb()
+    for size in (2, 3):  # trace the refresh's tf.function (shape-relaxed) on tiny inputs
+        eye = np.eye(size, dtype=np.float32)
+        closed_form.score_statistics(eye, eye, np.arange(size), np.arange(size), np.arange(size))
+    with peaks.phase("refresh"):
+        start = time.perf_counter()
+        refreshed = callback.refresh(1)
+        tau_refresh_seconds = time.perf_counter() - start
+    with peaks.phase("eval"):
+        start = time.perf_counter()
+        users, items = model.compute_representations(training=False)
+        metrics = evaluator.evaluate(users, items)
+        eval_seconds = time.perf_counter() - start
 
     row: dict[str, Any] = {
         "size": name,
@@ -222,6 +264,8 @@ def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
         "extrapolated": not full,
         "seconds_per_epoch": seconds_per_epoch,
         "seconds_per_step": train_seconds / steps,
+        "median_step_seconds": median_step,
+        "seconds_per_epoch_from_median_step": median_step * steps_per_epoch,
         "tau_refresh_seconds": tau_refresh_seconds,
         "tau0": refreshed["tau0"],
         "eval_users": int(eval_users.size),
@@ -229,9 +273,10 @@ def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
         "eval_seconds": eval_seconds,
         "eval_seconds_all_users": eval_seconds * test_users.size / eval_users.size,
         "eval_recall@20": metrics["recall@20"],
-        "peak_rss_mb": peak_rss_mb,
-        "train_peak_rss_mb": train_peak_rss_mb,
-        "peak_rss_mb_per_million_interactions": peak_rss_mb / (meta["interactions"] / 1e6),
+        "peak_rss_mb": max(peaks.mb.values()),
+        "peak_rss_mb_per_million_interactions": (
+            max(peaks.mb.values()) / (meta["interactions"] / 1e6)),
+        **{f"{phase}_peak_rss_mb": value for phase, value in peaks.mb.items()},
         "generate_seconds": meta["generate_seconds"],
     }
     if options.adam_steps > 0:  # the dense-moment optimizer, same data, fresh model
@@ -241,9 +286,10 @@ def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
         adam.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
         _time_steps(adam, data, 3, steps_per_epoch)
         adam_steps = min(options.adam_steps, steps_per_epoch)
-        seconds = _time_steps(adam, data, adam_steps, steps_per_epoch)
+        seconds, adam_median = _time_steps(adam, data, adam_steps, steps_per_epoch)
         row.update(adam_timed_steps=adam_steps, adam_seconds_per_step=seconds / adam_steps,
-                   adam_seconds_per_epoch=seconds / adam_steps * steps_per_epoch)
+                   adam_seconds_per_epoch=seconds / adam_steps * steps_per_epoch,
+                   adam_median_step_seconds=adam_median)
     row["load_average"] = [load_start, os.getloadavg()[0]]
     return row
 
@@ -261,12 +307,14 @@ def _slope(rows: list[dict[str, Any]], key: str) -> float | None:
 def _report(rows: list[dict[str, Any]], options: argparse.Namespace) -> tuple[dict, str]:
     from benchmarks.reporting import markdown_table
 
-    keys = ["seconds_per_epoch", "tau_refresh_seconds", "eval_seconds_all_users",
-            "peak_rss_mb", "train_peak_rss_mb", "adam_seconds_per_epoch"]
+    keys = ["seconds_per_epoch", "seconds_per_epoch_from_median_step", "tau_refresh_seconds",
+            "eval_seconds_all_users",
+            "peak_rss_mb", "steps_peak_rss_mb", "refresh_peak_rss_mb", "eval_peak_rss_mb",
+            "adam_seconds_per_epoch"]
     slopes = {key: _slope(rows, key) for key in keys}
     millions = [r["interactions"] / 1e6 for r in rows]
     memory = np.polyfit(millions, [r["peak_rss_mb"] for r in rows], 1) if len(rows) > 1 else None
-    train_memory = (np.polyfit(millions, [r["train_peak_rss_mb"] for r in rows], 1)
+    steps_memory = (np.polyfit(millions, [r["steps_peak_rss_mb"] for r in rows], 1)
                     if len(rows) > 1 else None)
     payload = {
         "rows": rows,
@@ -274,8 +322,8 @@ def _report(rows: list[dict[str, Any]], options: argparse.Namespace) -> tuple[di
         "peak_rss_mb_per_million_interactions_marginal": (
             None if memory is None else float(memory[0])),
         "peak_rss_mb_intercept": None if memory is None else float(memory[1]),
-        "train_peak_rss_mb_per_million_interactions_marginal": (
-            None if train_memory is None else float(train_memory[0])),
+        "steps_peak_rss_mb_per_million_interactions_marginal": (
+            None if steps_memory is None else float(steps_memory[0])),
         "setup": {
             "model": "MF, adap-tau, paper loss form, d=64",
             "negatives": f"{NEGATIVES} shared sampled per step",
@@ -291,18 +339,20 @@ def _report(rows: list[dict[str, Any]], options: argparse.Namespace) -> tuple[di
             "eval": "all-ranking RankingEvaluator, ks=(20,)",
         },
     }
-    header = ["interactions", "users", "items", "s/epoch", "timed", "τ refresh s",
+    header = ["interactions", "users", "items", "s/epoch", "s/epoch (median step)", "timed",
+              "τ refresh s",
               "eval s (users)", "eval s all users", "peak RSS MB", "MB per M",
-              "train peak MB", "Adam s/epoch"]
+              "peak MB: steps / τ refresh / eval", "Adam s/epoch"]
     table = [[f"{r['interactions']:,}", f"{r['users']:,}", f"{r['items']:,}",
-              f"{r['seconds_per_epoch']:.1f}",
+              f"{r['seconds_per_epoch']:.1f}", f"{r['seconds_per_epoch_from_median_step']:.1f}",
               ("full epoch" if not r["extrapolated"]
                else f"{r['timed_steps']}/{r['steps_per_epoch']} steps"),
               f"{r['tau_refresh_seconds']:.2f}",
               f"{r['eval_seconds']:.1f} ({r['eval_users']:,})",
               f"{r['eval_seconds_all_users']:.1f}", f"{r['peak_rss_mb']:.0f}",
               f"{r['peak_rss_mb_per_million_interactions']:.0f}",
-              f"{r['train_peak_rss_mb']:.0f}",
+              (f"{r['steps_peak_rss_mb']:.0f} / {r['refresh_peak_rss_mb']:.0f} / "
+               f"{r['eval_peak_rss_mb']:.0f}"),
               (f"{r['adam_seconds_per_epoch']:.0f}" if "adam_seconds_per_epoch" in r else "")]
              for r in rows]
     slope_rows = [[key, "" if value is None else f"{value:.2f}"] for key, value in slopes.items()]
@@ -327,10 +377,10 @@ def _report(rows: list[dict[str, Any]], options: argparse.Namespace) -> tuple[di
         ("" if marginal is None else
          f"Peak memory: {marginal:.0f} MB per extra million interactions (least squares "
          f"over the sizes; intercept {payload['peak_rss_mb_intercept']:.0f} MB: TensorFlow "
-         "runtime and fixed buffers). Training alone (peak before the evaluation): "
-         f"{payload['train_peak_rss_mb_per_million_interactions_marginal']:.0f} MB per "
-         "extra million; the rest is the evaluation's score block, which grows with the "
-         "catalogue."),
+         "runtime and fixed buffers). Training steps alone: "
+         f"{payload['steps_peak_rss_mb_per_million_interactions_marginal']:.0f} MB per "
+         "extra million. Per-phase peaks are in the table: the largest phase sets the "
+         "process's peak."),
     ]
     return payload, "\n".join(lines)
 
