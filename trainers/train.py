@@ -6,8 +6,11 @@ Example:
 
 The run directory holds ``config.json`` (the arguments and data sizes),
 ``history.csv`` (per-epoch losses, temperatures and validation metrics),
-``weights/`` (the best weights, TF checkpoint format), ``metrics.json`` (the
-final test evaluation, written last) and, while training, ``backup/``
+``weights/`` (the best weights, TF checkpoint format), ``tau_u.npy`` (the final
+per-user τ_u ``[num_users]`` float64), ``metrics.json`` (the final test
+evaluation, written last), with ``--track-groups`` ``groups.csv`` (per epoch
+and item popularity group: mean raw embedding norm and validation
+Recall/NDCG@20, see ``PopularityGroupTracker``) and, while training, ``backup/``
 (``tf.keras.callbacks.BackupAndRestore``): rerunning the same command after an
 interruption resumes from the last finished epoch.
 """
@@ -41,6 +44,7 @@ from adaptau_tf.evaluation import RankingEvaluation, RankingEvaluator
 from adaptau_tf.models import BACKBONES, RetrievalModel, build_model
 from adaptau_tf.tasks import LOSS_FORMS
 from adaptau_tf.temperature import STRATEGY_KEYS
+from trainers.analysis import analysis_callbacks
 from trainers.distribute import (
     DISTRIBUTE_CHOICES,
     SyncStopTraining,
@@ -53,7 +57,8 @@ from trainers.presets import PRESETS, PresetArgumentParser, preset_help
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
 # Arguments that may differ between an interrupted run and its resumption.
-_RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard"})
+# (track_groups too: runs started before the flag existed have no such key.)
+_RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard", "track_groups"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.distribute strategy: none | mirrored (local GPUs or logical CPUs) "
                         "| multi-worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG; "
                         "--batch-size is the global batch). See docs/DISTRIBUTED.md")
-    p.add_argument("--tensorboard", default=None, help="TensorBoard log directory")
+    p.add_argument("--tensorboard", default=None,
+                   help="TensorBoard log directory: Keras' summaries plus AnalysisTensorBoard's "
+                        "(τ0, μ+, μ, τ_u histogram, magnitude and val Recall@20 per item "
+                        "popularity group) under DIR/adaptau")
+    p.add_argument("--track-groups", action="store_true",
+                   help="write groups.csv: per epoch and item popularity group (10 groups of "
+                        "equal training interactions), mean raw embedding norm and validation "
+                        "Recall/NDCG@20")
     p.add_argument("--output", required=True, help="run directory")
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
     return p
@@ -282,6 +294,7 @@ def _train(
         backup_dir=str(evaluation_state),
     )
     callbacks.append(evaluation)
+    callbacks.extend(analysis_callbacks(args, data, monitor_eval, write_dir))
     callbacks.extend(extra_callbacks)
     callbacks.append(SyncStopTraining())
     callbacks.append(tf.keras.callbacks.CSVLogger(str(write_dir / "history.csv"), append=True))
@@ -303,6 +316,7 @@ def _train(
     test_metrics = test_eval.evaluate(users, items)
     tau_global, tau_users = model.task.temperatures()
     tau_users = np.asarray(tau_users, np.float64)
+    _save_array(write_dir / "tau_u.npy", tau_users)
     epochs_run = _epochs_run(write_dir / "history.csv", len(history.epoch))
     result = {
         "protocol": args.protocol,
@@ -322,6 +336,14 @@ def _train(
     _write_json(write_dir / "metrics.json", result)
     print(format_metrics_table(test_metrics, title=f"test metrics ({args.protocol} protocol)"))
     return result
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """Saves a ``.npy`` file atomically."""
+    tmp = path.with_name(f".{path.stem}.tmp.npy")
+    np.save(tmp, array)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def _epochs_run(history_csv: Path, fallback: int) -> int:

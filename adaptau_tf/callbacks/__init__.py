@@ -1,5 +1,13 @@
 """Keras callbacks."""
 
 from adaptau_tf.callbacks.adaptive_temperature import ESTIMATORS, AdaptiveTemperature
+from adaptau_tf.callbacks.analysis_tensorboard import AnalysisTensorBoard
+from adaptau_tf.callbacks.popularity_tracker import PopularityGroupTracker, read_groups_csv
 
-__all__ = ["ESTIMATORS", "AdaptiveTemperature"]
+__all__ = [
+    "ESTIMATORS",
+    "AdaptiveTemperature",
+    "AnalysisTensorBoard",
+    "PopularityGroupTracker",
+    "read_groups_csv",
+]
