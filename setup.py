@@ -34,6 +34,7 @@ setup(
         "console_scripts": [
             "adaptau-train=trainers.train:main",
             "adaptau-grid-search=trainers.grid_search:main",
+            "adaptau-report=trainers.report:main",
             "adaptau-export=export.saved_model:main",
             "adaptau-check-export=export.check:main",
             "adaptau-recommend=export.recommend:main",
