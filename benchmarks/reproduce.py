@@ -210,7 +210,7 @@ def reusable(run: dict[str, Any], argv: list[str], reuse_dir: Path) -> Path | No
     from trainers import train
 
     wanted = vars(train.build_parser().parse_args(argv))
-    ignored = {"output", "verbose", "tensorboard", "preset"}
+    ignored = {"output", "verbose", "tensorboard", "track_groups", "preset"}
     kind, _, rest = wanted["data"].partition(":")
     if kind == "lightgcn":
         wanted["data"] = f"lightgcn:{Path(rest).resolve()}"
