@@ -19,7 +19,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/adaptau-train --data synthetic --backbone mf --strategy adap-tau \
-		--epochs 20 --output runs/quickstart
+		--epochs 40 --lr 0.005 --batch-size 1024 --patience 5 --output runs/quickstart
 
 test: $(STAMP)
 	$(BIN)/ruff check .
