@@ -31,6 +31,11 @@ DEFAULT_TAU0_RANGE: tuple[float, float] = (0.01, 2.0)
 LAMBERTW_EPS: float = 1e-6
 
 
+#: Pairs scored per step of :func:`score_statistics`: bounds the refresh's
+#: memory to two ``[chunk, d]`` gathers (64 MiB each at d = 64) at any scale.
+PAIR_CHUNK: int = 1 << 18
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoreStatistics:
     """Moments of the cosine scores that τ0 is computed from.
@@ -94,6 +99,7 @@ def score_statistics(
     pair_users: tf.Tensor | np.ndarray,
     pair_items: tf.Tensor | np.ndarray,
     active_users: tf.Tensor | np.ndarray,
+    chunk_size: int = PAIR_CHUNK,
 ) -> ScoreStatistics:
     """Computes ``μ+, μ, σ+², σ²`` exactly, without an ``n × m`` score matrix.
 
@@ -106,6 +112,8 @@ def score_statistics(
         pair_users: ``[P]`` user ids of the active users' training pairs.
         pair_items: ``[P]`` item ids of those pairs.
         active_users: ``[num_active]`` ids of the active users.
+        chunk_size: pairs scored at a time (bounds memory; the result does
+            not depend on it beyond float rounding).
 
     Returns:
         A :class:`ScoreStatistics`.
@@ -136,6 +144,7 @@ def score_statistics(
         tf.convert_to_tensor(pair_users, tf.int64),
         tf.convert_to_tensor(pair_items, tf.int64),
         tf.convert_to_tensor(active_users, tf.int64),
+        int(chunk_size),
     )
     mu = float(mu)
     return ScoreStatistics(
@@ -156,11 +165,23 @@ def _moments(
     pair_users: tf.Tensor,
     pair_items: tf.Tensor,
     active: tf.Tensor,
+    chunk_size: int,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    scores = tf.reduce_sum(
-        tf.gather(users, pair_users) * tf.gather(items, pair_items), axis=-1
-    )
-    mu_pos, var_pos = tf.nn.moments(scores, axes=[0])
+    num_pairs = tf.shape(pair_users, out_type=tf.int64)[0]
+    total = tf.constant(0.0, tf.float64)
+    total_sq = tf.constant(0.0, tf.float64)
+    for start in tf.range(0, num_pairs, chunk_size, dtype=tf.int64):
+        end = tf.minimum(start + chunk_size, num_pairs)
+        scores = tf.reduce_sum(
+            tf.gather(users, pair_users[start:end]) * tf.gather(items, pair_items[start:end]),
+            axis=-1,
+        )
+        scores = tf.cast(scores, tf.float64)
+        total += tf.reduce_sum(scores)
+        total_sq += tf.reduce_sum(scores * scores)
+    count = tf.cast(num_pairs, tf.float64)
+    mu_pos = total / count
+    var_pos = tf.maximum(total_sq / count - mu_pos * mu_pos, 0.0)
     active_vectors = tf.gather(users, active)
     mean_item = tf.reduce_mean(items, axis=0)
     mu = tf.reduce_mean(tf.linalg.matvec(active_vectors, mean_item))

@@ -63,6 +63,16 @@ def test_score_statistics_match_dense_scores(embedding_set):
     assert (stats.num_active_users, stats.num_items, stats.num_active_pairs) == (4, 40, num_pairs)
 
 
+def test_score_statistics_are_the_same_in_chunks(embedding_set):
+    users, items, pairs = embedding_set
+    active = np.arange(6)
+    whole = cf.score_statistics(users, items, pairs[:, 0], pairs[:, 1], active)
+    # 12 pairs in chunks of 5, 5 and 2.
+    chunked = cf.score_statistics(users, items, pairs[:, 0], pairs[:, 1], active, chunk_size=5)
+    assert chunked.mu_pos == pytest.approx(whole.mu_pos, abs=1e-9)
+    assert chunked.var_pos == pytest.approx(whole.var_pos, abs=1e-9)
+
+
 def test_tau0_both_estimators_against_numpy(embedding_set):
     users, items, pairs = embedding_set
     # Make positives clearly higher than the rest: users point at their items.
