@@ -130,3 +130,22 @@ def test_learned_temperatures_move_and_stay_positive(data, strategy):
     assert np.abs(tau_u - 0.5).max() > 0.01
     if strategy == "cu-tau":
         assert np.std(tau_u) > 0  # users learn different temperatures
+
+
+def test_lightgcn_with_in_batch_negatives_refreshes_from_propagated_vectors(data):
+    model = build_model("lightgcn", data, strategy="adap-tau", negatives="in-batch",
+                        embedding_dim=8, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    history = model.fit(data.train_dataset(64, seed=0), epochs=3, verbose=0,
+                        callbacks=[AdaptiveTemperature.from_data(data)])
+    assert np.all(np.isfinite(history.history["loss"]))
+    # After a trained epoch the refresh gives users different τ_u.
+    assert history.history["tau_u_p90"][-1] > history.history["tau_u_p10"][-1]
+    # τ0 of the last refresh is the closed form on the *propagated* vectors
+    # (before the last epoch's updates), so recompute it from a refresh now.
+    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0)
+    callback.set_model(model)
+    callback.on_epoch_begin(3)
+    users, items = (t.numpy() for t in model.compute_representations())
+    assert 1 / model.task.inverse_temperature.numpy() == pytest.approx(
+        _numpy_tau0(users, items, data.train), rel=1e-4)
