@@ -144,6 +144,8 @@ def build_report(
     summaries = [summarize_run(d, label, k=k) for d, label in zip(runs, _labels(runs))]
     grid_tau, trials = grid_best(grid)
     tau_mark = best_tau if best_tau is not None else grid_tau
+    # A τ given with --best-tau is not necessarily a grid-search result: say so.
+    mark_label = "given fixed τ" if best_tau is not None else "grid-search τ"
     figures: dict[str, Path] = {}
     curves = {s.label: s.groups for s in summaries if s.groups is not None}
     if curves:
@@ -155,7 +157,7 @@ def build_report(
     taus = {s.label: s.tau_u for s in summaries if s.config["strategy"] in PER_USER}
     if taus:
         figures["tau_u"] = report_plots.plot_tau_distribution(
-            taus, output / "tau_u_distribution.png", tau_mark)
+            taus, output / "tau_u_distribution.png", tau_mark, mark_label=mark_label)
     if trials:
         from trainers.grid_search import plot_sensitivity
 
@@ -207,7 +209,7 @@ def report_markdown(summaries: Sequence[RunSummary], figures: dict[str, Path],
                   "Mean raw (un-normalised) item-vector norm per group over training.", "",
                   "![magnitude by group](magnitude_by_group.png)", ""]
     if "tau_u" in figures:
-        mark = "" if tau_mark is None else f" Dashed: the grid-search optimum τ = {tau_mark:g}."
+        mark = "" if tau_mark is None else f" Dashed: the {mark_label} = {tau_mark:g}."
         lines += ["## Distribution of τ_u", "", "| run | p10 | p50 | p90 |", "|---|---:|---:|---:|"]
         for s in summaries:
             if s.config["strategy"] in PER_USER:

@@ -86,13 +86,15 @@ def plot_group_recall(values: Mapping[str, np.ndarray], path: Path, k: int = 20)
 
 
 def plot_tau_distribution(taus: Mapping[str, np.ndarray], path: Path,
-                          grid_tau: float | None = None) -> Path:
+                          grid_tau: float | None = None,
+                          mark_label: str = "grid-search τ") -> Path:
     """Histograms of the per-user τ_u (paper Fig. 5), grid-search optimum dashed.
 
     Args:
         taus: label → ``[n]`` τ_u.
         path: the PNG to write.
         grid_tau: the grid-search best fixed τ, if known.
+        mark_label: legend of the dashed line (say where the τ comes from).
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
@@ -106,7 +108,7 @@ def plot_tau_distribution(taus: Mapping[str, np.ndarray], path: Path,
         ax.hist(tau, bins=bins, alpha=0.55, label=f"{label} (median {np.median(tau):.3f})")
     if grid_tau is not None:
         ax.axvline(grid_tau, color="black", linestyle="--", linewidth=1,
-                   label=f"grid-search τ={grid_tau:g}")
+                   label=f"{mark_label}={grid_tau:g}")
     ax.set_xlabel("τ_u")
     ax.set_ylabel("users")
     ax.legend(fontsize=7)
