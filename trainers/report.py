@@ -145,7 +145,7 @@ def build_report(
     grid_tau, trials = grid_best(grid)
     tau_mark = best_tau if best_tau is not None else grid_tau
     # A τ given with --best-tau is not necessarily a grid-search result: say so.
-    mark_label = "given fixed τ" if best_tau is not None else "grid-search τ"
+    mark_label = "given fixed τ" if best_tau is not None else "grid-search optimum τ"
     figures: dict[str, Path] = {}
     curves = {s.label: s.groups for s in summaries if s.groups is not None}
     if curves:
@@ -171,7 +171,7 @@ def build_report(
     if noise_payload and noise_payload.get("local"):
         figures["noise_local"] = report_plots.plot_noise_local(
             noise_payload["local"], output / "noise_local_tau.png")
-    text = report_markdown(summaries, figures, tau_mark, noise_payload, k)
+    text = report_markdown(summaries, figures, tau_mark, noise_payload, k, mark_label)
     (output / "report.md").write_text(text)
     print(text)
     return {"figures": {key: str(path) for key, path in figures.items()},
@@ -179,7 +179,8 @@ def build_report(
 
 
 def report_markdown(summaries: Sequence[RunSummary], figures: dict[str, Path],
-                    tau_mark: float | None, noise: dict[str, Any] | None, k: int) -> str:
+                    tau_mark: float | None, noise: dict[str, Any] | None, k: int,
+                    mark_label: str = "grid-search optimum τ") -> str:
     """The ``report.md`` text."""
     lines = ["# What Adap-τ does", "", f"## Test metrics and the long tail (K = {k})", "",
              f"| run | Recall@{k} | NDCG@{k} | coverage@{k} | avg. popularity | Gini@{k} | "

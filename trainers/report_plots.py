@@ -87,7 +87,7 @@ def plot_group_recall(values: Mapping[str, np.ndarray], path: Path, k: int = 20)
 
 def plot_tau_distribution(taus: Mapping[str, np.ndarray], path: Path,
                           grid_tau: float | None = None,
-                          mark_label: str = "grid-search τ") -> Path:
+                          mark_label: str = "grid-search optimum τ") -> Path:
     """Histograms of the per-user τ_u (paper Fig. 5), grid-search optimum dashed.
 
     Args:
