@@ -171,24 +171,15 @@ def load_lightgcn(
     data_name = name if name is not None else directory.resolve().name
 
     if test.shape[0]:
-        train_user_seen = np.zeros(num_users, dtype=bool)
-        train_user_seen[train[:, 0]] = True
-        cold_users = np.unique(test[:, 0][~train_user_seen[test[:, 0]]])
-        if cold_users.size:
-            warnings.warn(
-                f"{data_name}: {cold_users.size} test user(s) have no training pairs "
-                f"(e.g. {_examples(cold_users)}).",
-                stacklevel=2,
-            )
-        train_item_seen = np.zeros(num_items, dtype=bool)
-        train_item_seen[train[:, 1]] = True
-        cold_items = np.unique(test[:, 1][~train_item_seen[test[:, 1]]])
-        if cold_items.size:
-            warnings.warn(
-                f"{data_name}: {cold_items.size} test item(s) never occur in training "
-                f"(e.g. {_examples(cold_items)}).",
-                stacklevel=2,
-            )
+        for column, size, what in ((0, num_users, "test user(s) have no training pairs"),
+                                    (1, num_items, "test item(s) never occur in training")):
+            seen = np.zeros(size, dtype=bool)
+            seen[train[:, column]] = True
+            cold = np.unique(test[:, column][~seen[test[:, column]]])
+            if cold.size:
+                warnings.warn(
+                    f"{data_name}: {cold.size} {what} (e.g. {_examples(cold)}).", stacklevel=2
+                )
     return InteractionData(
         num_users=num_users,
         num_items=num_items,

@@ -226,14 +226,8 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             negative_ids,
             negative_sampling_probability,
         )
-        global_scale, user_scale = self.strategy(
-            user_ids, self.inverse_temperature, self.user_inverse_temperature
-        )
-        positive_scale = user_scale if self.loss_form == "paper" else global_scale
-        per_example = self._per_example_loss(
-            positive_scores * positive_scale,
-            negative_scores * user_scale[:, None] - log_q,
-            negative_mask,
+        per_example = self._scaled_loss(
+            user_ids, positive_scores, negative_scores, negative_mask, log_q
         )
         if training and self.accumulates_user_loss:
             unit = tf.stop_gradient(
@@ -282,13 +276,7 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         )
         if unit_temperature:
             return self._per_example_loss(pos, neg - log_q, mask)
-        global_scale, user_scale = self.strategy(
-            user_ids, self.inverse_temperature, self.user_inverse_temperature
-        )
-        positive_scale = user_scale if self.loss_form == "paper" else global_scale
-        return self._per_example_loss(
-            pos * positive_scale, neg * user_scale[:, None] - log_q, mask
-        )
+        return self._scaled_loss(user_ids, pos, neg, mask, log_q)
 
     def reset_user_loss(self) -> None:
         """Zeroes the per-user loss accumulators (called by the callback)."""
@@ -338,6 +326,23 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         if probability is not None:
             log_q = tf.math.log(tf.cast(tf.reshape(probability, [1, -1]), negative_scores.dtype))
         return positive_scores, negative_scores, keep, log_q
+
+    def _scaled_loss(
+        self,
+        user_ids: tf.Tensor,
+        positive_scores: tf.Tensor,
+        negative_scores: tf.Tensor,
+        keep: tf.Tensor,
+        log_q: tf.Tensor,
+    ) -> tf.Tensor:
+        """``[B]`` losses at the strategy's current temperatures for the loss form."""
+        global_scale, user_scale = self.strategy(
+            user_ids, self.inverse_temperature, self.user_inverse_temperature
+        )
+        positive_scale = user_scale if self.loss_form == "paper" else global_scale
+        return self._per_example_loss(
+            positive_scores * positive_scale, negative_scores * user_scale[:, None] - log_q, keep
+        )
 
     def _per_example_loss(
         self, positive_logits: tf.Tensor, negative_logits: tf.Tensor, keep: tf.Tensor
