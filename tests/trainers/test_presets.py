@@ -68,4 +68,4 @@ def test_train_records_the_preset_and_its_values(tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["preset"] == "paper-mf-ml1m" and config["epochs"] == 1
     assert (config["dropout"], config["loss_form"], config["warmup_epochs"]) == (
-        0.1, "reference", 20)
+        0.0, "paper", 1)
