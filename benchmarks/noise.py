@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--l2", type=float, default=0.0)
     p.add_argument("--loss-form", default="paper", choices=("paper", "reference"))
+    p.add_argument("--warmup-epochs", type=int, default=1,
+                   help="Adap-τ: epochs on the prior τ0 before the closed form (reference: 100)")
+    p.add_argument("--estimator", default="mean", choices=("mean", "mean-variance"),
+                   help="Adap-τ: the τ0 estimator")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses)")
@@ -185,7 +189,17 @@ def train_argv(args: argparse.Namespace, folder: Path, method: str, tau: float,
             "--lr", str(args.lr), "--l2", str(args.l2), "--patience", str(args.patience),
             "--seed", str(args.seed), "--loss-form", args.loss_form,
             "--verbose", "2", "--output", str(output)]
-    return argv + (["--tau", str(tau)] if method == "fixed" else [])
+    if method == "fixed":
+        return argv + ["--tau", str(tau)]
+    return argv + ["--warmup-epochs", str(args.warmup_epochs), "--estimator", args.estimator]
+
+
+def run_name(args: argparse.Namespace, method: str, tau: float) -> str:
+    """The run's folder name: the fixed τ, or the Adap-τ settings when not the defaults."""
+    if method == "fixed":
+        return f"fixed-tau{tau:g}"
+    suffix = "" if args.warmup_epochs == 1 else f"-w{args.warmup_epochs}"
+    return method + suffix + ("" if args.estimator == "mean" else f"-{args.estimator}")
 
 
 def run_one(args: argparse.Namespace, argv: list[str], output: Path) -> dict[str, Any]:
@@ -242,8 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tau, tau_source = fixed_tau(args)
     folders = prepare_data(args, work)
     jobs = [(setting, method) for setting in folders for method in METHODS]
-    dirs = {(s, m): work / "runs" / s / (f"fixed-tau{tau:g}" if m == "fixed" else m)
-            for s, m in jobs}
+    dirs = {(s, m): work / "runs" / s / run_name(args, m, tau) for s, m in jobs}
 
     def launch(job: tuple[str, str]) -> dict[str, Any]:
         return run_one(args, train_argv(args, folders[job[0]], job[1], tau, dirs[job]), dirs[job])
@@ -275,8 +288,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload["checks"] = checks(payload)
     payload["settings"] = {"data": args.data_spec or args.data, **{k: getattr(args, k) for k in (
         "backbone", "ratios", "local_ratios", "negatives", "epochs",
-        "patience", "batch_size", "embedding_dim", "lr", "l2", "loss_form", "seed",
-        "noise_seed")}}
+        "patience", "batch_size", "embedding_dim", "lr", "l2", "loss_form", "warmup_epochs",
+        "estimator", "seed", "noise_seed")}}
     write(args, payload)
     return payload
 
