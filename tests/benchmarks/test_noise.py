@@ -64,3 +64,17 @@ def test_fixed_tau_comes_from_a_complete_grid_search(tmp_path, monkeypatch):
     (tmp_path / "grid_search_ml-1m_mf.json").write_text(
         json.dumps({"best_tau": 0.12, "complete": True}))
     assert noise.fixed_tau(args) == (0.12, "best_tau of grid_search_ml-1m_mf.json")
+
+
+def test_adap_tau_settings_reach_the_trainer_and_name_the_run(tmp_path):
+    default = noise.parse_args([])
+    tuned = noise.parse_args(["--warmup-epochs", "100", "--estimator", "mean-variance"])
+    fixed = noise.train_argv(tuned, tmp_path, "fixed", 0.12, tmp_path / "f")
+    adap = noise.train_argv(tuned, tmp_path, "adap-tau", 0.12, tmp_path / "a")
+    assert fixed[-2:] == ["--tau", "0.12"] and "--warmup-epochs" not in fixed
+    assert adap[adap.index("--warmup-epochs") + 1] == "100"
+    assert adap[adap.index("--estimator") + 1] == "mean-variance"
+    # A different Adap-τ setting never resumes (or reuses) another setting's run.
+    assert noise.run_name(default, "adap-tau", 0.12) == "adap-tau"
+    assert noise.run_name(tuned, "adap-tau", 0.12) == "adap-tau-w100-mean-variance"
+    assert noise.run_name(tuned, "fixed", 0.12) == "fixed-tau0.12"
