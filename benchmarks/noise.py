@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses)")
+    p.add_argument("--train-only", choices=METHODS, default=None,
+                   help="train this method's runs only and write no tables (e.g. the Adap-τ "
+                        "runs while the grid search that sets the fixed τ still runs)")
     p.add_argument("--work-dir", default=None,
                    help="runs and noisy data (default benchmarks/work/noise_<name>_<backbone>)")
     p.add_argument("--results-dir", default=None,
@@ -255,7 +258,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         reporting.RESULTS = Path(args.results_dir or work / "results").resolve()
     tau, tau_source = fixed_tau(args)
     folders = prepare_data(args, work)
-    jobs = [(setting, method) for setting in folders for method in METHODS]
+    jobs = [(setting, method) for setting in folders for method in METHODS
+            if args.train_only in (None, method)]
     dirs = {(s, m): work / "runs" / s / run_name(args, m, tau) for s, m in jobs}
 
     def launch(job: tuple[str, str]) -> dict[str, Any]:
@@ -263,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = dict(zip(jobs, pool.map(launch, jobs)))
+    if args.train_only:
+        return {"trained": [str(dirs[job]) for job in jobs]}
 
     global_rows = []
     for ratio in _floats(args.ratios):

@@ -19,7 +19,14 @@ def test_smoke_run_writes_the_contract_and_resumes(tmp_path, monkeypatch):
     work, results = tmp_path / "work", tmp_path / "results"
     argv = ["--smoke", "--ratios", "0.2", "--work-dir", str(work),
             "--results-dir", str(results)]
+    # --train-only trains one method's runs and writes no table; the full run reuses them.
+    noise.main(argv + ["--train-only", "adap-tau"])
+    trained = sorted(p.parent.name for p in work.glob("runs/*/*/metrics.json"))
+    assert trained == ["adap-tau", "adap-tau"] and not (results / "noise_smoke.json").exists()
+    adap_stamps = {p: p.stat().st_mtime_ns for p in work.glob("runs/*/adap-tau/metrics.json")}
     payload = noise.main(argv)
+    assert {p: p.stat().st_mtime_ns for p in work.glob("runs/*/adap-tau/metrics.json")} == \
+        adap_stamps
 
     saved = json.loads((results / "noise_smoke.json").read_text())
     assert {"global", "local", "commit", "machine", "command"} <= set(saved)
