@@ -76,12 +76,25 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
     return row
 
 
+def _epoch_budget(train_args: dict[str, Any]) -> int | None:
+    """The run's ``--epochs``: given explicitly, else its preset's, else the trainer's default."""
+    if "epochs" in train_args:
+        return int(train_args["epochs"])
+    from trainers import presets, train
+
+    if train_args.get("preset"):
+        epochs = presets.get_preset(train_args["preset"]).values.get("epochs")
+        if epochs is not None:
+            return int(epochs)
+    return int(train.build_parser().get_default("epochs"))
+
+
 def pending_row(run: dict[str, Any], state: str) -> dict[str, Any]:
     """What an unfinished run has done so far."""
     row = {"backbone": run["backbone"], "strategy": run["strategy"],
            "protocol": run["protocol"], "state": state,
            "epochs_done": _epochs_done(run["dir"]),
-           "epoch_budget": run["train_args"].get("epochs"), "run_dir": _rel(run["dir"])}
+           "epoch_budget": _epoch_budget(run["train_args"]), "run_dir": _rel(run["dir"])}
     if run["strategy"] == "grid-tau":
         row["grid_trials_done"] = len(list(run["grid_dir"].glob("tuner/trial_*/result.json")))
     return row

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from benchmarks import reporting, reproduce
+from benchmarks import reporting, reproduce, table3_report
 from benchmarks.paper_table3 import STRATEGIES, paper_numbers
 from tests.conftest import REPO
 from trainers import grid_search
@@ -140,3 +140,9 @@ def test_paper_numbers_match_algorithm_md():
                                  labels[match.group(2).strip()]) == (recall, ndcg)
             seen += 1
     assert seen == 48
+
+
+def test_pending_epoch_budget_comes_from_the_flags_the_preset_or_the_trainer():
+    assert table3_report._epoch_budget({"epochs": 7, "preset": "paper-mf-ml1m"}) == 7
+    assert table3_report._epoch_budget({"preset": "paper-mf-ml1m"}) == 300
+    assert table3_report._epoch_budget({}) == trainer.build_parser().get_default("epochs")
