@@ -19,10 +19,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def commit() -> str:
-    """The current ``git`` commit, with ``-dirty`` when the tree has changes to tracked files."""
+    """The current ``git`` commit, with ``-dirty`` when tracked files other than the
+    benchmarks' own outputs (``benchmarks/results/``) have changes."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                           text=True, check=False).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                            ".", ":(exclude)benchmarks/results"], cwd=REPO,
                            capture_output=True, text=True, check=False).stdout.strip()
     return f"{head}-dirty" if dirty else head
 
