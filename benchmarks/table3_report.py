@@ -76,17 +76,14 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
     return row
 
 
-def _epoch_budget(train_args: dict[str, Any]) -> int | None:
-    """The run's ``--epochs``: given explicitly, else its preset's, else the trainer's default."""
+def _epoch_budget(train_args: dict[str, Any]) -> int:
+    """The run's ``--epochs`` as the trainer resolves it: explicit flag, preset, default."""
     if "epochs" in train_args:
         return int(train_args["epochs"])
-    from trainers import presets, train
+    from trainers import train
 
-    if train_args.get("preset"):
-        epochs = presets.get_preset(train_args["preset"]).values.get("epochs")
-        if epochs is not None:
-            return int(epochs)
-    return int(train.build_parser().get_default("epochs"))
+    preset = ["--preset", train_args["preset"]] if train_args.get("preset") else []
+    return int(train.build_parser().parse_args([*preset, "--output", "-"]).epochs)
 
 
 def pending_row(run: dict[str, Any], state: str) -> dict[str, Any]:

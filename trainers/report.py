@@ -145,7 +145,7 @@ def build_report(
     grid_tau, trials = grid_best(grid)
     tau_mark = best_tau if best_tau is not None else grid_tau
     # A τ given with --best-tau is not necessarily a grid-search result: say so.
-    mark_label = "given fixed τ" if best_tau is not None else "grid-search optimum τ"
+    mark_label = "given fixed τ" if best_tau is not None else report_plots.GRID_MARK
     figures: dict[str, Path] = {}
     curves = {s.label: s.groups for s in summaries if s.groups is not None}
     if curves:
@@ -180,7 +180,7 @@ def build_report(
 
 def report_markdown(summaries: Sequence[RunSummary], figures: dict[str, Path],
                     tau_mark: float | None, noise: dict[str, Any] | None, k: int,
-                    mark_label: str = "grid-search optimum τ") -> str:
+                    mark_label: str = report_plots.GRID_MARK) -> str:
     """The ``report.md`` text."""
     lines = ["# What Adap-τ does", "", f"## Test metrics and the long tail (K = {k})", "",
              f"| run | Recall@{k} | NDCG@{k} | coverage@{k} | avg. popularity | Gini@{k} | "

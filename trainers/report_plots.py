@@ -85,9 +85,13 @@ def plot_group_recall(values: Mapping[str, np.ndarray], path: Path, k: int = 20)
     return _save(fig, path)
 
 
+GRID_MARK = "grid-search optimum τ"
+"""Label of the dashed τ when it is the grid search's best fixed τ."""
+
+
 def plot_tau_distribution(taus: Mapping[str, np.ndarray], path: Path,
                           grid_tau: float | None = None,
-                          mark_label: str = "grid-search optimum τ") -> Path:
+                          mark_label: str = GRID_MARK) -> Path:
     """Histograms of the per-user τ_u (paper Fig. 5), grid-search optimum dashed.
 
     Args:
