@@ -33,6 +33,15 @@ def test_paper_mf_gowalla_is_the_reference_recipe():
     assert {p.source for p in PRESETS.values() if p.dataset == "ml-1m"} == {"ours"}
 
 
+def test_fast_mf_gowalla_is_the_ml1m_mf_recipe_on_gowalla():
+    fast = get_preset("fast-mf-gowalla")
+    assert (fast.source, fast.dataset) == ("ours", "gowalla")
+    assert dict(fast.values) == dict(get_preset("paper-mf-ml1m").values)
+    args = _parse("--preset", "fast-mf-gowalla")
+    assert (args.lr, args.l2, args.dropout, args.loss_form, args.warmup_epochs,
+            args.patience) == (1e-3, 0.0, 0.0, "paper", 1, 5)
+
+
 def test_explicit_flags_override_the_preset_in_any_order():
     args = _parse("--lr", "0.01", "--preset", "paper-mf-gowalla", "--margin", "mean")
     assert (args.lr, args.margin, args.l2, args.preset) == (0.01, "mean", 1e-9,
