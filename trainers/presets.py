@@ -71,6 +71,9 @@ _COMMON = {
 }
 _MF = {**_COMMON, "backbone": "mf", "negatives": "sampled:1024", "dropout": 0.1}
 _LIGHTGCN = {**_COMMON, "backbone": "lightgcn", "negatives": "in-batch", "dropout": 0.0}
+# Our MF recipe (benchmarks/strategies.py's settings): paper-mf-ml1m, fast-mf-gowalla.
+_OURS_MF = {**_MF, "lr": 1e-3, "l2": 0.0, "dropout": 0.0, "loss_form": "paper",
+            "warmup_epochs": 1, "patience": 5}
 
 
 def _preset(name: str, dataset: str, source: str, description: str,
@@ -93,14 +96,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "MF, ours (no published ML-1M recipe; the settings of "
             "benchmarks/strategies.py): lr 1e-3, l2 0, 1024 negatives, no dropout, "
             "paper loss form, W=1, patience 5",
-            _MF, lr=1e-3, l2=0.0, dropout=0.0, loss_form="paper", warmup_epochs=1,
-            patience=5),
+            _OURS_MF),
     _preset("fast-mf-gowalla", "gowalla", "ours",
             "MF, ours (the paper-mf-ml1m settings on Gowalla; converges in tens of "
             "epochs where the reference lr 1e-4 needs hundreds): lr 1e-3, l2 0, 1024 "
             "negatives, no dropout, paper loss form, W=1, patience 5",
-            _MF, lr=1e-3, l2=0.0, dropout=0.0, loss_form="paper", warmup_epochs=1,
-            patience=5),
+            _OURS_MF),
     _preset("paper-lightgcn-yelp2018", "yelp2018", "paper",
             "LightGCN, reference code: lr 1e-3, l2 1e-1, in-batch negatives, W=100",
             _LIGHTGCN, lr=1e-3, l2=1e-1),
