@@ -224,14 +224,29 @@ def reusable(run: dict[str, Any], argv: list[str], reuse_dir: Path) -> Path | No
 
 
 def status(run: dict[str, Any], reuse_dir: Path | None) -> tuple[str, Path | None]:
-    """``(state, directory)``: done, reuse, grid (search pending), todo."""
-    if (run["dir"] / "metrics.json").exists():
-        return "done", run["dir"]
+    """``(state, directory)``: done, reuse, grid (search pending), extend, todo.
+
+    ``extend``: a finished run that used its whole epoch budget while the
+    config now asks for more epochs; the trainer continues it (trainers/resume.py).
+    """
     argv = train_argv(run)
+    if (run["dir"] / "metrics.json").exists():
+        return ("extend" if argv is not None and _extendable(run["dir"], argv)
+                else "done"), run["dir"]
     if argv is None:
         return "grid", None
     found = reusable(run, argv, reuse_dir) if reuse_dir is not None else None
     return ("reuse", found) if found else ("todo", None)
+
+
+def _extendable(directory: Path, argv: list[str]) -> bool:
+    """Whether a finished run ran its whole budget and ``argv`` asks for more epochs."""
+    from trainers import train
+
+    wanted = train.build_parser().parse_args(argv).epochs
+    budget = json.loads((directory / "config.json").read_text())["epochs"]
+    ran = json.loads((directory / "metrics.json").read_text())["epochs"]
+    return ran == budget < wanted
 
 
 def execute_run(run: dict[str, Any], reuse_dir: Path | None, in_process: bool) -> str:
@@ -242,8 +257,8 @@ def execute_run(run: dict[str, Any], reuse_dir: Path | None, in_process: bool) -
             print(f"grid search {run['grid_dir']}", flush=True)
             _execute("trainers.grid_search", run["grid_argv"], run["grid_dir"], in_process)
     state, found = status(run, reuse_dir)
-    if state == "todo":
-        print(f"train {run['dir']}", flush=True)
+    if state in ("todo", "extend"):
+        print(f"{'train' if state == 'todo' else 'extend'} {run['dir']}", flush=True)
         _execute("trainers.train", train_argv(run), run["dir"], in_process)
         state = "done"
     elif state == "reuse":

@@ -285,7 +285,7 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
         rows, pending = [], []
         for run in mine:
             state, directory = states[id(run)]
-            if state in ("done", "reuse"):
+            if state in ("done", "reuse", "extend"):  # extend: the finished budget so far
                 rows.append(finished_row(run, directory))
             else:
                 pending.append(pending_row(run, state))

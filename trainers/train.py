@@ -10,15 +10,16 @@ The run directory holds ``config.json`` (the arguments and data sizes),
 per-user τ_u ``[num_users]`` float64), ``metrics.json`` (the final test
 evaluation, written last), with ``--track-groups`` ``groups.csv`` (per epoch
 and item popularity group: mean raw embedding norm and validation
-Recall/NDCG@20, see ``PopularityGroupTracker``) and, while training, ``backup/``
-(``tf.keras.callbacks.BackupAndRestore``): rerunning the same command after an
-interruption resumes from the last finished epoch.
+Recall/NDCG@20, see ``PopularityGroupTracker``), ``backup/``
+(``tf.keras.callbacks.BackupAndRestore``) and ``evaluation_state/``: rerunning
+the same command after an interruption resumes from the last finished epoch,
+and rerunning it with a larger ``--epochs`` extends a finished run
+(``trainers.resume``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -54,13 +55,9 @@ from trainers.distribute import (
     write_directory,
 )
 from trainers.presets import PRESETS, PresetArgumentParser, preset_help
+from trainers.resume import check_resume, extend_finished_run
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
-# Arguments that may differ between an interrupted run and its resumption.
-# (track_groups too: runs started before the flag existed have no such key.)
-_RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard", "track_groups"})
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``adaptau-train``."""
     p = PresetArgumentParser(prog="adaptau-train", description=__doc__.split("\n")[0])
@@ -200,23 +197,6 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _check_resume(output: Path, config: dict[str, Any]) -> None:
-    existing = output / "config.json"
-    if not existing.exists():
-        return
-    old = json.loads(existing.read_text())
-    changed = sorted(  # only the arguments: data sizes were added after parsing
-        key for key in config
-        if key not in _RESUMABLE_DIFFERENCES and old.get(key) != config.get(key)
-    )
-    if changed:
-        details = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in changed)
-        raise SystemExit(
-            f"{existing} belongs to a run with other arguments ({details}); "
-            "use another --output or delete the directory"
-        )
-
-
 def _save_weights(model: RetrievalModel, output: Path) -> None:
     """Saves weights into ``weights/`` atomically (temp dir, then rename)."""
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".weights."))
@@ -246,10 +226,11 @@ def train(
     output = Path(config["output"])
     output.mkdir(parents=True, exist_ok=True)
     if (output / "metrics.json").exists():
-        _check_resume(output, config)
-        print(f"{output} is already finished; its metrics.json is kept", file=sys.stderr)
-        return json.loads((output / "metrics.json").read_text())
-    _check_resume(output, config)
+        kept = extend_finished_run(output, config)
+        if kept is not None:
+            print(f"{output} is already finished; its metrics.json is kept", file=sys.stderr)
+            return kept
+    check_resume(output, config)
     with write_directory(output, strategy) as write_dir:
         return _train(args, config, margin, strategy, output, write_dir, extra_callbacks)
 
@@ -278,7 +259,8 @@ def _train(
     prefix = "val_" if monitor_eval is not test_eval else "test_"
     callbacks: list[tf.keras.callbacks.Callback] = [
         # Shared by every worker: the chief writes backup/chief, which all restore from.
-        tf.keras.callbacks.BackupAndRestore(str(output / "backup"))
+        # Kept after the end (as evaluation_state/): a larger --epochs extends the run.
+        tf.keras.callbacks.BackupAndRestore(str(output / "backup"), delete_checkpoint=False)
     ]
     if model.task.strategy.adaptive:
         callbacks.append(AdaptiveTemperature.from_data(
@@ -291,7 +273,7 @@ def _train(
     evaluation = RankingEvaluation(
         monitor_eval, every_n_epochs=args.eval_every, monitor=args.monitor,
         patience=args.patience or None, prefix=prefix, verbose=0,
-        backup_dir=str(evaluation_state),
+        backup_dir=str(evaluation_state), delete_backup=False,
     )
     callbacks.append(evaluation)
     callbacks.extend(analysis_callbacks(args, data, monitor_eval, write_dir))
@@ -308,9 +290,6 @@ def _train(
     )
     train_seconds = time.perf_counter() - start
     _save_weights(model, write_dir)
-    for scratch in (output / "backup", evaluation_state):  # emptied by their callbacks
-        with contextlib.suppress(OSError):
-            scratch.rmdir()
 
     users, items = model.compute_representations(training=False)
     test_metrics = test_eval.evaluate(users, items)

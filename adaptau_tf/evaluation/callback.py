@@ -48,7 +48,9 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
     history) is written there after every evaluation and reloaded at
     ``on_train_begin``; it is deleted at ``on_train_end`` (as
     ``BackupAndRestore`` deletes its own backup), so a later ``fit`` starts
-    afresh.
+    afresh, unless ``delete_backup=False``: then a later ``fit`` with a larger
+    ``epochs`` (and ``BackupAndRestore(delete_checkpoint=False)``) continues
+    the finished run with its best value, patience count and history.
 
     Args:
         evaluator: the :class:`RankingEvaluator` to run.
@@ -60,6 +62,8 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         restore_best_weights: restore the best weights at the end of training.
         prefix: prefix of the keys written into ``logs``.
         verbose: 0 silent, 1 one line per evaluation.
+        delete_backup: remove the state in ``backup_dir`` at the end of
+            training (``False`` keeps it, to extend the run later).
         backup_dir: optional directory to persist the best state across
             interrupted runs (see above).
         **kwargs: passed to ``tf.keras.callbacks.Callback``.
@@ -82,6 +86,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         prefix: str = "val_",
         verbose: int = 1,
         backup_dir: str | None = None,
+        delete_backup: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,6 +116,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         self.prefix = prefix
         self.verbose = int(verbose)
         self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
+        self.delete_backup = bool(delete_backup)
         self._monitor_name = name
         self._reset()
 
@@ -171,7 +177,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
             self._save_state()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        """Restores the best weights if asked and removes the state backup."""
+        """Restores the best weights if asked and removes the state backup (if asked)."""
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
             if self.verbose:
@@ -179,7 +185,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
                     f"RankingEvaluation: restored weights of epoch {self.best_epoch + 1} "
                     f"({self.prefix}{self._monitor_name}={self.best_value:.5f})"
                 )
-        if self.backup_dir is not None:
+        if self.backup_dir is not None and self.delete_backup:
             for file_name in (_STATE_FILE, _WEIGHTS_FILE):
                 path = os.path.join(self.backup_dir, file_name)
                 if os.path.exists(path):
@@ -260,4 +266,5 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
             "prefix": self.prefix,
             "verbose": self.verbose,
             "backup_dir": self.backup_dir,
+            "delete_backup": self.delete_backup,
         }

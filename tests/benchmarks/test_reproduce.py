@@ -92,6 +92,27 @@ def test_pending_runs_and_only_filter(tmp_path, results):
     assert "Not finished yet" in (results / "table3_tiny.md").read_text()
 
 
+def test_a_larger_epoch_budget_extends_finished_runs(tmp_path, results, capsys):
+    assert _main(tmp_path, "--only", "honest/nonorm") == 0
+    TINY_MORE = json.loads(json.dumps(TINY))
+    TINY_MORE["args"]["*"]["epochs"] = 3
+    config = tmp_path / "more.json"
+    config.write_text(json.dumps(TINY_MORE))
+    argv = ["--config", str(config), "--work-dir", str(tmp_path / "work"), "--reuse-dir", "",
+            "--in-process", "--only", "honest/nonorm"]
+    capsys.readouterr()
+    assert reproduce.main([*argv, "--dry-run"]) == 0
+    assert "[extend] tiny/mf/honest/nonorm" in capsys.readouterr().out
+    assert reproduce.main(argv) == 0
+    run = tmp_path / "work" / "tiny_mf" / "honest" / "nonorm"
+    assert json.loads((run / "metrics.epochs2.json").read_text())["epochs"] == 2
+    rows = json.loads((results / "table3_tiny.json").read_text())["rows"]
+    assert [(r["strategy"], r["epochs"]) for r in rows] == [("nonorm", 3)]
+    capsys.readouterr()
+    assert reproduce.main([*argv, "--dry-run"]) == 0
+    assert "[done] tiny/mf/honest/nonorm" in capsys.readouterr().out
+
+
 def test_selectors_merge_from_general_to_specific():
     section = {"*": {"epochs": 1, "lr": 0.1}, "mf": {"epochs": 2}, "ml-1m/mf": {"epochs": 3},
                "gowalla": {"lr": 9}}

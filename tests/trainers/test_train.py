@@ -76,7 +76,7 @@ def test_interrupted_run_resumes_to_the_same_epoch_count(tmp_path):
     result = trainer.train(args)
     assert result["epochs"] == 4
     assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
-    assert not (run / "backup").exists()  # BackupAndRestore cleans up after success
+    assert (run / "backup").exists()  # kept: a larger --epochs extends the run
 
 
 def test_resume_refuses_other_arguments_and_finished_runs_are_kept(tmp_path):

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from adaptau_tf.callbacks import read_groups_csv
 from trainers import train as trainer
+from trainers.resume import check_resume
 
 SMALL = "synthetic:num_users=80,num_items=60"
 
@@ -52,5 +53,5 @@ def test_without_flags_no_groups_file_and_old_configs_resume(tmp_path):
     del config["track_groups"]
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.json").unlink()
-    trainer._check_resume(run, trainer._config(_args(tmp_path, "--strategy", "fixed",
+    check_resume(run, trainer._config(_args(tmp_path, "--strategy", "fixed",
                                                      "--tau", "0.2", "--track-groups")))

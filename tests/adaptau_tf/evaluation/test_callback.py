@@ -213,6 +213,35 @@ def test_resume_with_backup_and_restore(tmp_path):
     assert not list((tmp_path / "eval").iterdir())  # state removed at train end
 
 
+def test_kept_backup_extends_a_finished_run(tmp_path):
+    # Run 1 finishes its 3 epochs (best 0.5 at epoch 1) and keeps its state.
+    model = make_model()
+    recorder = WeightRecorder()
+    first = RankingEvaluation(ScriptedEvaluator([0.1, 0.5, 0.2]), patience=3, verbose=0,
+                              backup_dir=str(tmp_path / "eval"), delete_backup=False)
+    backup = tf.keras.callbacks.BackupAndRestore(str(tmp_path / "backup"),
+                                                 delete_checkpoint=False)
+    fit(model, [first, backup, recorder], epochs=3)
+    assert (tmp_path / "eval").exists() and list((tmp_path / "eval").iterdir())
+
+    # Run 2 (a new process) with a larger budget: epochs 3 and 4 only; the best
+    # of run 1 and the patience count (1) carry over, so 0.4 and 0.3 at epochs
+    # 3-4 leave the best at epoch 1 and stop at the third evaluation without gain.
+    model = make_model()
+    second = RankingEvaluation(ScriptedEvaluator([0.4, 0.3]), patience=3, verbose=0,
+                               backup_dir=str(tmp_path / "eval"), delete_backup=False)
+    backup = tf.keras.callbacks.BackupAndRestore(str(tmp_path / "backup"),
+                                                 delete_checkpoint=False)
+    history = fit(model, [second, backup], epochs=6)
+    assert history.epoch == [3, 4]
+    assert [h["epoch"] for h in second.history] == [0, 1, 2, 3, 4]
+    assert second.best_epoch == 1 and second.best_value == 0.5
+    assert second.stopped_epoch == 4
+    for got, best in zip(model.get_weights(), recorder.weights[1]):
+        np.testing.assert_array_equal(got, best)
+    assert second.get_config()["delete_backup"] is False
+
+
 def test_resume_without_backup_dir_does_not_crash(tmp_path):
     class Interrupt(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

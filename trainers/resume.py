@@ -1,0 +1,97 @@
+"""Run directories of ``adaptau-train``: resuming and extending them.
+
+Rerunning an interrupted command resumes from the last finished epoch
+(``tf.keras.callbacks.BackupAndRestore`` in ``backup/``, the early-stopping
+state in ``evaluation_state/``). A finished run keeps both, so the same
+command with a larger ``--epochs`` *extends* it: training continues from the
+last epoch's weights, optimizer and τ state, the best-epoch and patience
+bookkeeping carries over, and the test is evaluated again at the new end. The
+previous ``metrics.json`` is kept as ``metrics.epochs<N>.json``.
+
+Every other argument must match the run's ``config.json``: a run is one
+experiment, and only its epoch budget may grow.
+
+Example:
+    adaptau-train --data lightgcn:../shared/data/ml-1m --strategy adap-tau \\
+        --epochs 20 --output runs/ml1m      # 20 epochs, test metrics
+    adaptau-train --data lightgcn:../shared/data/ml-1m --strategy adap-tau \\
+        --epochs 60 --output runs/ml1m      # continues at epoch 21
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+# Arguments that may differ between a run and its resumption. ``epochs`` is the
+# budget (an interrupted run may resume with another one, a finished one may be
+# extended: ``extend_finished_run``); track_groups too: runs started before the
+# flag existed have no such key.
+RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard", "track_groups", "epochs"})
+
+
+def check_resume(output: Path, config: dict[str, Any]) -> None:
+    """Refuses to resume a run directory written with other arguments.
+
+    Raises:
+        SystemExit: ``output/config.json`` differs from ``config`` in an
+            argument other than :data:`RESUMABLE_DIFFERENCES`; the message
+            lists each one with its old and new value.
+    """
+    existing = output / "config.json"
+    if not existing.exists():
+        return
+    old = json.loads(existing.read_text())
+    changed = sorted(  # only the arguments: data sizes were added after parsing
+        key for key in config
+        if key not in RESUMABLE_DIFFERENCES and old.get(key) != config.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in changed)
+        raise SystemExit(
+            f"{existing} belongs to a run with other arguments ({details}); "
+            "use another --output or delete the directory"
+        )
+
+
+def extend_finished_run(output: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """Decides what to do with a finished run (one with ``metrics.json``).
+
+    Returns its metrics when ``config["epochs"]`` is the run's own budget (the
+    run is kept as it is). With a larger budget the run is prepared for
+    extension: ``metrics.json`` is renamed ``metrics.epochs<N>.json`` and
+    ``None`` is returned, so that training resumes from the kept state.
+
+    Raises:
+        SystemExit: other arguments differ (see :func:`check_resume`), the
+            budget is smaller than the epochs already run, the run stopped
+            early (more epochs would not train), or it was finished without
+            its training state (``backup/``), which runs before this feature
+            deleted.
+    """
+    check_resume(output, config)
+    metrics_path = output / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    old_budget = json.loads((output / "config.json").read_text())["epochs"]
+    wanted, ran = config["epochs"], metrics["epochs"]
+    if wanted == old_budget:
+        return metrics
+    if wanted <= ran:
+        raise SystemExit(
+            f"{output} already ran {ran} epochs; --epochs {wanted} cannot shorten a "
+            f"finished run (its budget was {old_budget})")
+    if ran < old_budget:
+        raise SystemExit(
+            f"{output} stopped early after {ran} of {old_budget} epochs (best epoch "
+            f"{metrics.get('best_epoch')}, patience exhausted); --epochs {wanted} would "
+            "not train it further")
+    if not any((output / "backup").glob("**/checkpoint")):
+        raise SystemExit(
+            f"{output} finished without keeping its training state ({output / 'backup'} "
+            f"is missing or empty), so it cannot be extended to --epochs {wanted}; "
+            "use another --output")
+    os.replace(metrics_path, output / f"metrics.epochs{ran}.json")
+    print(f"{output}: extending from {ran} to {wanted} epochs")
+    return None
