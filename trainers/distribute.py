@@ -100,7 +100,7 @@ def state_directory(output: Path, write_dir: Path, strategy: tf.distribute.Strat
     the temporary write directory, so that it survives an interruption and a
     resumed worker reloads *its own* state (e.g. ``RankingEvaluation``'s best
     value and patience, which must match the chief's for the workers to stop
-    together). The callbacks delete their files at the end of training.
+    together). adaptau-train keeps them after training, to extend a finished run.
     """
     if is_chief(strategy):
         return write_dir / name

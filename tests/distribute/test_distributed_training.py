@@ -107,10 +107,14 @@ def _assert_same_state(state: dict, reference: dict, copies: int) -> None:
     assert np.ptp(reference["e1_user_inverse_temperature"]) > 0
 
 
-def _assert_same_files(run: Path, reference_run: Path) -> None:
-    """The run holds exactly a single-process run's files (no worker scratch left)."""
+def _assert_same_files(run: Path, reference_run: Path, workers: int = 1) -> None:
+    """The run holds exactly a single-process run's files (no worker scratch left)
+    plus each other worker's early-stopping state, kept to extend the run."""
     names = {path.name for path in run.iterdir()}
-    assert names == {path.name for path in reference_run.iterdir()}
+    kept = {f"evaluation_state_worker{task}" for task in range(1, workers)}
+    assert names == {path.name for path in reference_run.iterdir()} | kept
+    for name in kept:
+        assert (run / name / "ranking_evaluation_state.json").exists()
     assert {"config.json", "history.csv", "metrics.json", "weights"} <= names
 
 
@@ -143,7 +147,7 @@ def test_multi_worker_mirrored_matches_single_process(single, tmp_path):
     for key in chief:  # the workers agree bitwise (τ is broadcast from the chief)
         np.testing.assert_array_equal(other[key], chief[key], err_msg=key)
     # only the chief wrote the run; the other worker's scratch files are gone
-    _assert_same_files(run, reference_run)
+    _assert_same_files(run, reference_run, workers=2)
     config = json.loads((run / "config.json").read_text())
     assert (config["num_replicas"], config["num_workers"]) == (2, 2)
     _assert_same_history(run, reference_run)
