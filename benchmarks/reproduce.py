@@ -241,12 +241,9 @@ def status(run: dict[str, Any], reuse_dir: Path | None) -> tuple[str, Path | Non
 
 def _extendable(directory: Path, argv: list[str]) -> bool:
     """Whether a finished run ran its whole budget and ``argv`` asks for more epochs."""
-    from trainers import train
+    from trainers import resume, train
 
-    wanted = train.build_parser().parse_args(argv).epochs
-    budget = json.loads((directory / "config.json").read_text())["epochs"]
-    ran = json.loads((directory / "metrics.json").read_text())["epochs"]
-    return ran == budget < wanted
+    return resume.extendable(directory, train.build_parser().parse_args(argv).epochs)
 
 
 def execute_run(run: dict[str, Any], reuse_dir: Path | None, in_process: bool) -> str:

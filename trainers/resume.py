@@ -56,6 +56,19 @@ def check_resume(output: Path, config: dict[str, Any]) -> None:
         )
 
 
+def _budget_and_ran(output: Path) -> tuple[int, int]:
+    """``(epoch budget in config.json, epochs run in metrics.json)`` of a finished run."""
+    budget = json.loads((output / "config.json").read_text())["epochs"]
+    return budget, json.loads((output / "metrics.json").read_text())["epochs"]
+
+
+def extendable(output: Path, epochs: int) -> bool:
+    """Whether the finished run in ``output`` ran its whole budget and ``epochs``
+    asks for more (``benchmarks/reproduce.py`` shows it as ``[extend]``)."""
+    budget, ran = _budget_and_ran(output)
+    return ran == budget < epochs
+
+
 def extend_finished_run(output: Path, config: dict[str, Any]) -> dict[str, Any] | None:
     """Decides what to do with a finished run (one with ``metrics.json``).
 
@@ -73,20 +86,19 @@ def extend_finished_run(output: Path, config: dict[str, Any]) -> dict[str, Any] 
     """
     check_resume(output, config)
     metrics_path = output / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    old_budget = json.loads((output / "config.json").read_text())["epochs"]
-    wanted, ran = config["epochs"], metrics["epochs"]
+    old_budget, ran = _budget_and_ran(output)
+    wanted = config["epochs"]
     if wanted == old_budget:
-        return metrics
-    if wanted <= ran:
-        raise SystemExit(
-            f"{output} already ran {ran} epochs; --epochs {wanted} cannot shorten a "
-            f"finished run (its budget was {old_budget})")
-    if ran < old_budget:
+        return json.loads(metrics_path.read_text())
+    if not extendable(output, wanted):
+        if wanted <= ran:
+            raise SystemExit(
+                f"{output} already ran {ran} epochs; --epochs {wanted} cannot shorten a "
+                f"finished run (its budget was {old_budget})")
+        best = json.loads(metrics_path.read_text()).get("best_epoch")
         raise SystemExit(
             f"{output} stopped early after {ran} of {old_budget} epochs (best epoch "
-            f"{metrics.get('best_epoch')}, patience exhausted); --epochs {wanted} would "
-            "not train it further")
+            f"{best}, patience exhausted); --epochs {wanted} would not train it further")
     if not any((output / "backup").glob("**/checkpoint")):
         raise SystemExit(
             f"{output} finished without keeping its training state ({output / 'backup'} "

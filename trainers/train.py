@@ -58,6 +58,8 @@ from trainers.presets import PRESETS, PresetArgumentParser, preset_help
 from trainers.resume import check_resume, extend_finished_run
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``adaptau-train``."""
     p = PresetArgumentParser(prog="adaptau-train", description=__doc__.split("\n")[0])
@@ -226,11 +228,12 @@ def train(
     output = Path(config["output"])
     output.mkdir(parents=True, exist_ok=True)
     if (output / "metrics.json").exists():
-        kept = extend_finished_run(output, config)
+        kept = extend_finished_run(output, config)  # checks the arguments too
         if kept is not None:
             print(f"{output} is already finished; its metrics.json is kept", file=sys.stderr)
             return kept
-    check_resume(output, config)
+    else:
+        check_resume(output, config)
     with write_directory(output, strategy) as write_dir:
         return _train(args, config, margin, strategy, output, write_dir, extra_callbacks)
 

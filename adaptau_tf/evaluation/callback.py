@@ -62,10 +62,10 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         restore_best_weights: restore the best weights at the end of training.
         prefix: prefix of the keys written into ``logs``.
         verbose: 0 silent, 1 one line per evaluation.
-        delete_backup: remove the state in ``backup_dir`` at the end of
-            training (``False`` keeps it, to extend the run later).
         backup_dir: optional directory to persist the best state across
             interrupted runs (see above).
+        delete_backup: remove the state in ``backup_dir`` at the end of
+            training (``False`` keeps it, to extend the run later).
         **kwargs: passed to ``tf.keras.callbacks.Callback``.
 
     Example:

@@ -54,4 +54,4 @@ def test_without_flags_no_groups_file_and_old_configs_resume(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.json").unlink()
     check_resume(run, trainer._config(_args(tmp_path, "--strategy", "fixed",
-                                                     "--tau", "0.2", "--track-groups")))
+                                            "--tau", "0.2", "--track-groups")))
