@@ -4,8 +4,11 @@ Everything comes from one config file (``benchmarks/table3.toml``; TOML or
 JSON). Each run is an ``adaptau-train`` process (``python -m
 trainers.train``); the ``grid-tau`` strategy is an ``adaptau-grid-search``
 over fixed τ (once per dataset × backbone × protocol) followed by a retrain
-at the best τ with the table's settings. Two protocols, labelled in every
-output:
+at the best τ with the table's settings, or, with ``retrain = false`` in the
+cell's ``[grid]`` section (and ``test_best = true``), the best trial itself:
+a trial trains with the cell's settings and seed (the grid's epochs and
+patience), so with the same budget the retrain only repeats it. Two
+protocols, labelled in every output:
 
 * ``honest``: validation split carved from train, early stopping on it, the
   test set evaluated once;
@@ -38,6 +41,7 @@ protocol or strategy; more specific keys win)::
     preset = "paper-mf-ml1m"
     [grid."*"]             # adaptau-grid-search flags (on top of the run's args)
     epochs = 50
+    retrain = false        # (not a flag) the grid-tau row is the best trial's test
 
 Usage:
     .venv/bin/python benchmarks/reproduce.py [--config benchmarks/table3.toml]
@@ -134,10 +138,24 @@ def plan(config: dict[str, Any], work: Path, only: list[str]) -> list[dict[str, 
                     if strategy == "grid-tau":
                         grid = {k: v for k, v in args.items() if k in GRID_SHARED}
                         grid.update(merged(config.get("grid", {}), run))
+                        run["grid_retrain"] = _retrain(grid, run)
                         run["grid_dir"] = cell / "grid-search"
                         run["grid_argv"] = flags(grid) + ["--output", str(run["grid_dir"])]
                     runs.append(run)
     return runs
+
+
+def _retrain(grid: dict[str, Any], run: dict[str, str]) -> bool:
+    """Pops the reproduce-level ``retrain`` key from a cell's grid settings."""
+    retrain = grid.pop("retrain", True)
+    cell = "/".join(run[key] for key in ATTRIBUTES[:3])
+    if not isinstance(retrain, bool):
+        raise ValueError(f"[grid] retrain for {cell} must be true or false, got {retrain!r}")
+    if not retrain and not grid.get("test_best"):
+        raise ValueError(f"[grid] retrain = false for {cell} needs test_best = true (the best "
+                         f"trial's test is the grid-tau row); got test_best = "
+                         f"{grid.get('test_best')!r}")
+    return retrain
 
 
 GRID_SHARED = frozenset({
@@ -224,11 +242,17 @@ def reusable(run: dict[str, Any], argv: list[str], reuse_dir: Path) -> Path | No
 
 
 def status(run: dict[str, Any], reuse_dir: Path | None) -> tuple[str, Path | None]:
-    """``(state, directory)``: done, reuse, grid (search pending), extend, todo.
+    """``(state, directory)``: done, reuse, grid (search pending), extend, trial, todo.
 
     ``extend``: a finished run that used its whole epoch budget while the
     config now asks for more epochs; the trainer continues it (trainers/resume.py).
+    ``trial``: a grid-tau row without retrain whose search has finished; the
+    directory is the grid search's.
     """
+    if run["strategy"] == "grid-tau" and not run["grid_retrain"]:
+        result = grid_result(run)
+        done = result is not None and result.get("complete") and "best_test" in result
+        return ("trial", run["grid_dir"]) if done else ("grid", None)
     argv = train_argv(run)
     if (run["dir"] / "metrics.json").exists():
         return ("extend" if argv is not None and _extendable(run["dir"], argv)
@@ -275,8 +299,12 @@ def _describe(run: dict[str, Any], reuse_dir: Path | None) -> str:
         lines.append(f"    [{grid_state}] python -m trainers.grid_search "
                      + " ".join(run["grid_argv"]))
     argv = train_argv(run)
-    lines.append("    python -m trainers.train " + (
-        " ".join(argv) if argv else "... --strategy fixed --tau <best τ of the grid search>"))
+    if run["strategy"] == "grid-tau" and not run["grid_retrain"]:
+        lines.append("    no retrain: the row is the best trial's test (retrain = false)")
+    else:
+        lines.append("    python -m trainers.train " + (
+            " ".join(argv) if argv
+            else "... --strategy fixed --tau <best τ of the grid search>"))
     return "\n".join(lines)
 
 

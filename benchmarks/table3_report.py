@@ -68,6 +68,35 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
     }
     if directory != run["dir"]:
         row["reused_from"] = _rel(directory)
+    return _with_paper(run, row)
+
+
+def trial_row(run: dict[str, Any]) -> dict[str, Any]:
+    """The grid-tau row taken from the grid search's best trial (``retrain = false``).
+
+    The trial trained with the row's settings at the best τ; its test metrics
+    are the grid search's ``best_test`` (trials.json), its epochs and seconds
+    the trial's own.
+    """
+    result = json.loads((run["grid_dir"] / "trials.json").read_text())
+    trial = next(t for t in result["trials"] if t["trial"] == result["best_trial"])
+    test = result["best_test"]
+    budget = result["settings"]["epochs"]
+    row: dict[str, Any] = {
+        "backbone": run["backbone"], "strategy": run["strategy"], "protocol": run["protocol"],
+        "test_recall@20": test["test_recall@20"], "test_ndcg@20": test["test_ndcg@20"],
+        "epochs": trial["epochs"], "epoch_budget": budget,
+        "stopped_by": "budget" if trial["epochs"] >= budget else "early stopping",
+        "best_epoch": trial["best_epoch"], "seconds": trial["seconds"],
+        "train_seconds": trial["seconds"], "tau": result["best_tau"],
+        "preset": run["train_args"].get("preset"), "run_dir": _rel(run["grid_dir"]),
+        "grid_trial": trial["trial"],
+    }
+    return _with_paper(run, row)
+
+
+def _with_paper(run: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Adds the paper's figures and ours/paper to a row."""
     paper = paper_numbers(run["dataset"], run["backbone"], run["strategy"])
     if paper is not None:
         for metric, value in zip(METRICS, paper):
@@ -226,7 +255,8 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
         lines += [f"## {title}", "", markdown_table(
             ["backbone", "strategy", "Recall@20", "paper", "ours/paper", "NDCG@20", "paper",
              "ours/paper", "epochs / budget", "best epoch", "τ (final τ0)", "seconds"],
-            [[r["backbone"], LABELS[r["strategy"]], r["test_recall@20"],
+            [[r["backbone"], LABELS[r["strategy"]]
+              + (" (best grid trial)" if "grid_trial" in r else ""), r["test_recall@20"],
               _fmt(r.get("paper_recall@20")), _fmt(r.get("ratio_recall@20"), ".3f"),
               r["test_ndcg@20"], _fmt(r.get("paper_ndcg@20")),
               _fmt(r.get("ratio_ndcg@20"), ".3f"),
@@ -287,6 +317,8 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
             state, directory = states[id(run)]
             if state in ("done", "reuse", "extend"):  # extend: the finished budget so far
                 rows.append(finished_row(run, directory))
+            elif state == "trial":
+                rows.append(trial_row(run))
             else:
                 pending.append(pending_row(run, state))
         notes = [text if key == "*" else f"{key}: {text}"

@@ -167,3 +167,45 @@ def test_pending_epoch_budget_comes_from_the_flags_the_preset_or_the_trainer():
     assert table3_report._epoch_budget({"epochs": 7, "preset": "paper-mf-ml1m"}) == 7
     assert table3_report._epoch_budget({"preset": "paper-mf-ml1m"}) == 300
     assert table3_report._epoch_budget({}) == trainer.build_parser().get_default("epochs")
+
+
+def _config(tmp_path, name, **grid):
+    config = json.loads(json.dumps(TINY))
+    config["protocols"] = {"honest": ["nonorm", "grid-tau"]}
+    config["grid"]["*"].update(grid)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(config))
+    return ["--config", str(path), "--work-dir", str(tmp_path / name), "--reuse-dir", "",
+            "--in-process"]
+
+
+def test_grid_tau_row_from_the_best_trial_matches_a_retrain(tmp_path, results, capsys):
+    assert reproduce.main(_config(tmp_path, "trial", retrain=False)) == 0
+    table = json.loads((results / "table3_tiny.json").read_text())
+    row = next(r for r in table["rows"] if r["strategy"] == "grid-tau")
+    grid_dir = tmp_path / "trial" / "tiny_mf" / "honest" / "grid-search"
+    trials = json.loads((grid_dir / "trials.json").read_text())
+    assert row["grid_trial"] == trials["best_trial"] and row["tau"] == trials["best_tau"]
+    assert row["test_ndcg@20"] == trials["best_test"]["test_ndcg@20"]
+    assert row["epochs"] == 2 and row["seconds"] > 0 and table["pending"] == []
+    assert not (tmp_path / "trial" / "tiny_mf" / "honest" / "grid-tau").exists()
+    assert "(best grid trial)" in (results / "table3_tiny.md").read_text()
+    capsys.readouterr()
+    assert reproduce.main([*_config(tmp_path, "trial", retrain=False), "--dry-run"]) == 0
+    assert "[trial] tiny/mf/honest/grid-tau" in capsys.readouterr().out
+
+    # The retrain at the best τ (same seed and budget) only repeats the trial.
+    assert reproduce.main(_config(tmp_path, "retrain")) == 0
+    retrained = next(r for r in json.loads((results / "table3_tiny.json").read_text())["rows"]
+                     if r["strategy"] == "grid-tau")
+    assert "grid_trial" not in retrained and retrained["tau"] == row["tau"]
+    assert retrained["test_recall@20"] == pytest.approx(row["test_recall@20"], abs=1e-6)
+    assert retrained["test_ndcg@20"] == pytest.approx(row["test_ndcg@20"], abs=1e-6)
+
+
+def test_grid_without_retrain_needs_the_best_trials_test(tmp_path):
+    argv = _config(tmp_path, "bad", retrain=False, test_best=False)
+    with pytest.raises(ValueError, match=r"tiny/mf/honest needs test_best = true"):
+        reproduce.main(argv)
+    with pytest.raises(ValueError, match=r"must be true or false, got 'no'"):
+        reproduce.main(_config(tmp_path, "bad", retrain="no"))
