@@ -19,7 +19,9 @@ Runs live in ``<work_dir>/<dataset>_<backbone>/<protocol>/<strategy>/``
 (the grid search in ``.../grid-search/``) and are resumable: finished runs
 (``metrics.json``) are skipped, interrupted ones resume from their last epoch.
 A finished run of ``benchmarks/strategies.py`` (``benchmarks/work/``) with the
-same trainer settings is reused instead of retrained.
+same trainer settings is reused instead of retrained. A run directory (or grid
+search) made with settings the config no longer asks for is ``stale``: it is
+neither reported nor trained over until it is moved away.
 
 Writes ``benchmarks/results/table3_<dataset>.{json,md}`` (our Recall@20 and
 NDCG@20 next to the paper's, ours/paper, epochs and wall time per run, the
@@ -247,8 +249,11 @@ def status(run: dict[str, Any], reuse_dir: Path | None) -> tuple[str, Path | Non
     ``extend``: a finished run that used its whole epoch budget while the
     config now asks for more epochs; the trainer continues it (trainers/resume.py).
     ``trial``: a grid-tau row without retrain whose search has finished; the
-    directory is the grid search's.
+    directory is the grid search's. ``stale``: the run (or its grid search)
+    was started with settings the config no longer asks for (:func:`stale`).
     """
+    if stale(run):
+        return "stale", None
     if run["strategy"] == "grid-tau" and not run["grid_retrain"]:
         result = grid_result(run)
         done = result is not None and result.get("complete") and "best_test" in result
@@ -261,6 +266,31 @@ def status(run: dict[str, Any], reuse_dir: Path | None) -> tuple[str, Path | Non
         return "grid", None
     found = reusable(run, argv, reuse_dir) if reuse_dir is not None else None
     return ("reuse", found) if found else ("todo", None)
+
+
+def stale(run: dict[str, Any]) -> list[str]:
+    """How the run's directory (and its grid search's) differs from what the
+    config asks for now, as ``"key: old -> new"``; empty if it does not. A
+    finished run's budget may grow (it is extended), never shrink."""
+    from trainers import grid_search, resume, train
+
+    out = []
+    if run["strategy"] == "grid-tau":
+        args = grid_search.build_parser().parse_args(run["grid_argv"])
+        settings = grid_search.search_settings(args, grid_search.tau_grid(args))
+        out += [f"grid search {change}" for change in grid_search.settings_differences(
+            run["grid_dir"] / "grid_config.json", settings)]
+    argv = train_argv(run)
+    if argv is None or (run["strategy"] == "grid-tau" and not run["grid_retrain"]):
+        return out
+    config = train._config(train.build_parser().parse_args(argv))
+    out += resume.config_differences(run["dir"], config)
+    if (run["dir"] / "metrics.json").exists():
+        budget = json.loads((run["dir"] / "config.json").read_text())["epochs"]
+        if config["epochs"] < budget:
+            out.append(f"epochs: {budget!r} -> {config['epochs']!r} (a finished run's "
+                       "budget cannot shrink)")
+    return out
 
 
 def _extendable(directory: Path, argv: list[str]) -> bool:
@@ -278,6 +308,10 @@ def execute_run(run: dict[str, Any], reuse_dir: Path | None, in_process: bool) -
             print(f"grid search {run['grid_dir']}", flush=True)
             _execute("trainers.grid_search", run["grid_argv"], run["grid_dir"], in_process)
     state, found = status(run, reuse_dir)
+    if state == "stale":
+        raise RuntimeError(
+            f"{run['dir']} was run with other settings ({', '.join(stale(run))}); move it "
+            "(and its grid search) away, e.g. to benchmarks/work/discarded/, to rerun it")
     if state in ("todo", "extend"):
         print(f"{'train' if state == 'todo' else 'extend'} {run['dir']}", flush=True)
         _execute("trainers.train", train_argv(run), run["dir"], in_process)
@@ -292,7 +326,8 @@ def execute_run(run: dict[str, Any], reuse_dir: Path | None, in_process: bool) -
 def _describe(run: dict[str, Any], reuse_dir: Path | None) -> str:
     state, found = status(run, reuse_dir)
     name = f"{run['dataset']}/{run['backbone']}/{run['protocol']}/{run['strategy']}"
-    lines = [f"[{state}] {name}" + (f" <- {found}" if state == "reuse" else "")]
+    lines = [f"[{state}] {name}" + (f" <- {found}" if state == "reuse" else "")
+             + (f": {', '.join(stale(run))}" if state == "stale" else "")]
     if run["strategy"] == "grid-tau":
         result = grid_result(run)
         grid_state = "done" if result and result.get("complete") else "todo"

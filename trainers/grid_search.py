@@ -106,7 +106,9 @@ def tau_grid(args: argparse.Namespace) -> list[float]:
     return values
 
 
-def _settings(args: argparse.Namespace, grid: list[float]) -> dict[str, Any]:
+def search_settings(args: argparse.Namespace, grid: list[float]) -> dict[str, Any]:
+    """What a search is (``grid_config.json``): the arguments that must not
+    change when it resumes, the data path resolved, and the τ grid."""
     settings = {k: v for k, v in vars(args).items() if k not in _RESUMABLE_DIFFERENCES}
     kind, _, rest = args.data.partition(":")
     if kind == "lightgcn" and rest:
@@ -115,13 +117,20 @@ def _settings(args: argparse.Namespace, grid: list[float]) -> dict[str, Any]:
     return settings
 
 
-def _check_resume(path: Path, settings: dict[str, Any]) -> None:
+def settings_differences(path: Path, settings: dict[str, Any]) -> list[str]:
+    """``"key: old -> new"`` for each setting in which the search saved in
+    ``path`` (``grid_config.json``) differs from ``settings`` (empty if none)."""
     if not path.exists():
-        return
+        return []
     old = json.loads(path.read_text())
     changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    return [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in changed]
+
+
+def _check_resume(path: Path, settings: dict[str, Any]) -> None:
+    changed = settings_differences(path, settings)
     if changed:
-        details = ", ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+        details = ", ".join(changed)
         raise SystemExit(f"{path} belongs to a grid search with other arguments ({details}); "
                          "use another --output or delete the directory")
 
@@ -223,7 +232,7 @@ def grid_search(
     grid = tau_grid(args)
     output = Path(args.output).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    settings = _settings(args, grid)
+    settings = search_settings(args, grid)
     _check_resume(output / "grid_config.json", settings)
     trainer._write_json(output / "grid_config.json", settings)
     config = {key: settings[key] for key in SHARED_OPTIONS}

@@ -32,6 +32,21 @@ from typing import Any
 RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard", "track_groups", "epochs"})
 
 
+def config_differences(output: Path, config: dict[str, Any]) -> list[str]:
+    """``"key: old -> new"`` for each argument in which ``output/config.json``
+    differs from ``config``, except :data:`RESUMABLE_DIFFERENCES` (empty when
+    the directory holds no run yet)."""
+    existing = output / "config.json"
+    if not existing.exists():
+        return []
+    old = json.loads(existing.read_text())
+    changed = sorted(  # only the arguments: data sizes were added after parsing
+        key for key in config
+        if key not in RESUMABLE_DIFFERENCES and old.get(key) != config.get(key)
+    )
+    return [f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in changed]
+
+
 def check_resume(output: Path, config: dict[str, Any]) -> None:
     """Refuses to resume a run directory written with other arguments.
 
@@ -40,16 +55,10 @@ def check_resume(output: Path, config: dict[str, Any]) -> None:
             argument other than :data:`RESUMABLE_DIFFERENCES`; the message
             lists each one with its old and new value.
     """
-    existing = output / "config.json"
-    if not existing.exists():
-        return
-    old = json.loads(existing.read_text())
-    changed = sorted(  # only the arguments: data sizes were added after parsing
-        key for key in config
-        if key not in RESUMABLE_DIFFERENCES and old.get(key) != config.get(key)
-    )
+    changed = config_differences(output, config)
     if changed:
-        details = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in changed)
+        existing = output / "config.json"
+        details = ", ".join(changed)
         raise SystemExit(
             f"{existing} belongs to a run with other arguments ({details}); "
             "use another --output or delete the directory"

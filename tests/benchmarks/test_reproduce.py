@@ -209,3 +209,30 @@ def test_grid_without_retrain_needs_the_best_trials_test(tmp_path):
         reproduce.main(argv)
     with pytest.raises(ValueError, match=r"must be true or false, got 'no'"):
         reproduce.main(_config(tmp_path, "bad", retrain="no"))
+
+
+def test_runs_made_with_other_settings_are_stale_not_reported(tmp_path, results, capsys):
+    argv = _config(tmp_path, "old")
+    assert reproduce.main([*argv, "--only", "honest/nonorm", "honest/grid-tau"]) == 0
+    run = tmp_path / "old" / "tiny_mf" / "honest" / "nonorm"
+    before = (run / "metrics.json").read_text()
+    changed = json.loads(json.dumps(TINY))
+    changed["protocols"] = {"honest": ["nonorm", "grid-tau"]}
+    changed["args"]["*"]["lr"] = 0.03
+    changed["grid"]["*"]["taus"] = "0.1,0.3"
+    config = tmp_path / "changed.json"
+    config.write_text(json.dumps(changed))
+    argv = ["--config", str(config), "--work-dir", str(tmp_path / "old"), "--reuse-dir", "",
+            "--in-process"]
+    capsys.readouterr()
+    assert reproduce.main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "[stale] tiny/mf/honest/nonorm: lr: 0.02 -> 0.03" in out
+    assert "[stale] tiny/mf/honest/grid-tau: grid search grid: [0.1, 0.3, 1.0] -> [0.1, 0.3]" \
+        in out
+    assert reproduce.main(argv) == 1  # refused, not retrained over the old run
+    assert "move it (and its grid search) away" in capsys.readouterr().err
+    assert (run / "metrics.json").read_text() == before
+    table = json.loads((results / "table3_tiny.json").read_text())
+    assert table["rows"] == []
+    assert {p["state"] for p in table["pending"]} == {"stale"}
