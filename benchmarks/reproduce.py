@@ -302,16 +302,17 @@ def _extendable(directory: Path, argv: list[str]) -> bool:
 
 def execute_run(run: dict[str, Any], reuse_dir: Path | None, in_process: bool) -> str:
     """Brings one run to completion (grid search first for grid-tau)."""
+    changed = stale(run)
+    if changed:
+        raise RuntimeError(
+            f"{run['dir']} was run with other settings ({', '.join(changed)}); move it "
+            "(and its grid search) away, e.g. to benchmarks/work/discarded/, to rerun it")
     if run["strategy"] == "grid-tau":
         result = grid_result(run)
         if result is None or not result.get("complete"):
             print(f"grid search {run['grid_dir']}", flush=True)
             _execute("trainers.grid_search", run["grid_argv"], run["grid_dir"], in_process)
     state, found = status(run, reuse_dir)
-    if state == "stale":
-        raise RuntimeError(
-            f"{run['dir']} was run with other settings ({', '.join(stale(run))}); move it "
-            "(and its grid search) away, e.g. to benchmarks/work/discarded/, to rerun it")
     if state in ("todo", "extend"):
         print(f"{'train' if state == 'todo' else 'extend'} {run['dir']}", flush=True)
         _execute("trainers.train", train_argv(run), run["dir"], in_process)
