@@ -327,7 +327,9 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
         settings = {f"{run['backbone']}/{run['protocol']}/{run['strategy']}":
                     " ".join(f"{k}={v}" for k, v in run["train_args"].items()
                              if k not in ("data", "backbone", "protocol"))
-                    + (" tau=<best τ>; grid search: " + " ".join(run["grid_argv"][:-2])
+                    + ((" tau=<best τ>; grid search: " if run["grid_retrain"]
+                        else "; no retrain, the best trial of the grid search: ")
+                       + " ".join(run["grid_argv"][:-2])
                        if run["strategy"] == "grid-tau" else "")
                     for run in mine}
         report = {
