@@ -286,7 +286,7 @@ def stale(run: dict[str, Any]) -> list[str]:
     config = train._config(train.build_parser().parse_args(argv))
     out += resume.config_differences(run["dir"], config)
     if (run["dir"] / "metrics.json").exists():
-        budget = json.loads((run["dir"] / "config.json").read_text())["epochs"]
+        budget, _ = resume.budget_and_ran(run["dir"])
         if config["epochs"] < budget:
             out.append(f"epochs: {budget!r} -> {config['epochs']!r} (a finished run's "
                        "budget cannot shrink)")

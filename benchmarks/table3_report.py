@@ -54,21 +54,15 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
     metrics = json.loads((directory / "metrics.json").read_text())
     config = json.loads((directory / "config.json").read_text())
     wall = _wall_seconds(run["dir"], "trainers.train") if directory == run["dir"] else None
-    row: dict[str, Any] = {
-        "backbone": run["backbone"], "strategy": run["strategy"], "protocol": run["protocol"],
-        "test_recall@20": metrics["test_recall@20"], "test_ndcg@20": metrics["test_ndcg@20"],
-        "epochs": metrics["epochs"], "epoch_budget": config["epochs"],
-        "stopped_by": "budget" if metrics["epochs"] >= config["epochs"] else "early stopping",
-        "best_epoch": metrics["best_epoch"],
-        "seconds": wall if wall is not None else metrics["train_seconds"],
-        "train_seconds": metrics["train_seconds"],
-        "tau": {"grid-tau": config["tau"], "nonorm": None}.get(run["strategy"],
-                                                                metrics["tau0"]),
-        "preset": config.get("preset"), "run_dir": _rel(run["dir"]),
-    }
+    row = _row(run, metrics, metrics, config["epochs"],
+               seconds=wall if wall is not None else metrics["train_seconds"],
+               train_seconds=metrics["train_seconds"],
+               tau={"grid-tau": config["tau"], "nonorm": None}.get(run["strategy"],
+                                                                   metrics["tau0"]),
+               preset=config.get("preset"), run_dir=run["dir"])
     if directory != run["dir"]:
         row["reused_from"] = _rel(directory)
-    return _with_paper(run, row)
+    return row
 
 
 def trial_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -80,23 +74,27 @@ def trial_row(run: dict[str, Any]) -> dict[str, Any]:
     """
     result = json.loads((run["grid_dir"] / "trials.json").read_text())
     trial = next(t for t in result["trials"] if t["trial"] == result["best_trial"])
-    test = result["best_test"]
-    budget = result["settings"]["epochs"]
+    row = _row(run, result["best_test"], trial, result["settings"]["epochs"],
+               seconds=trial["seconds"], train_seconds=trial["seconds"],
+               tau=result["best_tau"], preset=run["train_args"].get("preset"),
+               run_dir=run["grid_dir"])
+    row["grid_trial"] = trial["trial"]
+    return row
+
+
+def _row(run: dict[str, Any], test: dict[str, Any], progress: dict[str, Any], budget: int,
+         **fields: Any) -> dict[str, Any]:
+    """A table row: test metrics from ``test`` (``test_recall@20``, ...), ``epochs``
+    and ``best_epoch`` from ``progress``, then ``fields``, the paper's figures
+    and ours/paper."""
     row: dict[str, Any] = {
         "backbone": run["backbone"], "strategy": run["strategy"], "protocol": run["protocol"],
         "test_recall@20": test["test_recall@20"], "test_ndcg@20": test["test_ndcg@20"],
-        "epochs": trial["epochs"], "epoch_budget": budget,
-        "stopped_by": "budget" if trial["epochs"] >= budget else "early stopping",
-        "best_epoch": trial["best_epoch"], "seconds": trial["seconds"],
-        "train_seconds": trial["seconds"], "tau": result["best_tau"],
-        "preset": run["train_args"].get("preset"), "run_dir": _rel(run["grid_dir"]),
-        "grid_trial": trial["trial"],
+        "epochs": progress["epochs"], "epoch_budget": budget,
+        "stopped_by": "budget" if progress["epochs"] >= budget else "early stopping",
+        "best_epoch": progress["best_epoch"],
+        **fields, "run_dir": _rel(fields["run_dir"]),
     }
-    return _with_paper(run, row)
-
-
-def _with_paper(run: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """Adds the paper's figures and ours/paper to a row."""
     paper = paper_numbers(run["dataset"], run["backbone"], run["strategy"])
     if paper is not None:
         for metric, value in zip(METRICS, paper):

@@ -65,7 +65,7 @@ def check_resume(output: Path, config: dict[str, Any]) -> None:
         )
 
 
-def _budget_and_ran(output: Path) -> tuple[int, int]:
+def budget_and_ran(output: Path) -> tuple[int, int]:
     """``(epoch budget in config.json, epochs run in metrics.json)`` of a finished run."""
     budget = json.loads((output / "config.json").read_text())["epochs"]
     return budget, json.loads((output / "metrics.json").read_text())["epochs"]
@@ -74,7 +74,7 @@ def _budget_and_ran(output: Path) -> tuple[int, int]:
 def extendable(output: Path, epochs: int) -> bool:
     """Whether the finished run in ``output`` ran its whole budget and ``epochs``
     asks for more (``benchmarks/reproduce.py`` shows it as ``[extend]``)."""
-    budget, ran = _budget_and_ran(output)
+    budget, ran = budget_and_ran(output)
     return ran == budget < epochs
 
 
@@ -95,7 +95,7 @@ def extend_finished_run(output: Path, config: dict[str, Any]) -> dict[str, Any] 
     """
     check_resume(output, config)
     metrics_path = output / "metrics.json"
-    old_budget, ran = _budget_and_ran(output)
+    old_budget, ran = budget_and_ran(output)
     wanted = config["epochs"]
     if wanted == old_budget:
         return json.loads(metrics_path.read_text())
