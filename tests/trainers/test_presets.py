@@ -41,8 +41,8 @@ def test_fast_mf_gowalla_is_the_ml1m_mf_recipe_on_gowalla():
     assert (args.lr, args.l2, args.dropout, args.loss_form, args.warmup_epochs,
             args.patience) == (1e-3, 0.0, 0.0, "paper", 1, 5)
     lightgcn = _parse("--preset", "paper-lightgcn-ml1m")  # ours: uniform, not in-batch
-    assert (lightgcn.backbone, lightgcn.negatives, lightgcn.warmup_epochs) == (
-        "lightgcn", "sampled:1024", 20)
+    assert (lightgcn.backbone, lightgcn.negatives, lightgcn.loss_form,
+            lightgcn.warmup_epochs) == ("lightgcn", "sampled:1024", "paper", 20)
 
 
 def test_explicit_flags_override_the_preset_in_any_order():
