@@ -147,6 +147,11 @@ def plan(config: dict[str, Any], work: Path, only: list[str]) -> list[dict[str, 
     return runs
 
 
+def _best_trial_row(run: dict[str, Any]) -> bool:
+    """Whether the run is a grid-tau row taken from the best trial (``retrain = false``)."""
+    return run["strategy"] == "grid-tau" and not run["grid_retrain"]
+
+
 def _retrain(grid: dict[str, Any], run: dict[str, str]) -> bool:
     """Pops the reproduce-level ``retrain`` key from a cell's grid settings."""
     retrain = grid.pop("retrain", True)
@@ -254,7 +259,7 @@ def status(run: dict[str, Any], reuse_dir: Path | None) -> tuple[str, Path | Non
     """
     if stale(run):
         return "stale", None
-    if run["strategy"] == "grid-tau" and not run["grid_retrain"]:
+    if _best_trial_row(run):
         result = grid_result(run)
         done = result is not None and result.get("complete") and "best_test" in result
         return ("trial", run["grid_dir"]) if done else ("grid", None)
@@ -280,8 +285,10 @@ def stale(run: dict[str, Any]) -> list[str]:
         settings = grid_search.search_settings(args, grid_search.tau_grid(args))
         out += [f"grid search {change}" for change in grid_search.settings_differences(
             run["grid_dir"] / "grid_config.json", settings)]
+    if _best_trial_row(run):
+        return out
     argv = train_argv(run)
-    if argv is None or (run["strategy"] == "grid-tau" and not run["grid_retrain"]):
+    if argv is None:
         return out
     config = train._config(train.build_parser().parse_args(argv))
     out += resume.config_differences(run["dir"], config)
@@ -334,10 +341,10 @@ def _describe(run: dict[str, Any], reuse_dir: Path | None) -> str:
         grid_state = "done" if result and result.get("complete") else "todo"
         lines.append(f"    [{grid_state}] python -m trainers.grid_search "
                      + " ".join(run["grid_argv"]))
-    argv = train_argv(run)
-    if run["strategy"] == "grid-tau" and not run["grid_retrain"]:
+    if _best_trial_row(run):
         lines.append("    no retrain: the row is the best trial's test (retrain = false)")
     else:
+        argv = train_argv(run)
         lines.append("    python -m trainers.train " + (
             " ".join(argv) if argv
             else "... --strategy fixed --tau <best τ of the grid search>"))
