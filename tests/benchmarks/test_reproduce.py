@@ -65,7 +65,15 @@ def test_tiny_table3_contract_and_resume(tmp_path, results, monkeypatch, capsys)
     assert grid["total_seconds"] > 0 and grid["complete"]
     grid_tau = next(r for r in rows if r["strategy"] == "grid-tau")
     assert grid_tau["tau"] == grid["best_tau"]
-    assert table["grid_search"][0]["adap_tau_seconds"] > 0
+    cost = table["grid_search"][0]
+    assert cost["adap_tau_seconds"] > 0
+    # The grid-tau row is a retrain here: the baseline's price adds its run to the search.
+    adap = next(r for r in rows if (r["protocol"], r["strategy"]) == ("honest", "adap-tau"))
+    assert cost["retrain_seconds"] == grid_tau["seconds"]
+    assert cost["ratio_with_retrain_to_adap_tau"] == pytest.approx(
+        (cost["wall_seconds"] + grid_tau["seconds"]) / adap["seconds"])
+    assert cost["ratio_with_retrain_to_adap_tau"] > cost["ratio_to_adap_tau"]
+    assert grid["retrain_seconds"] == grid_tau["seconds"]
     assert (results / "grid_search_tiny_mf.png").read_bytes().startswith(b"\x89PNG")
     md = (results / "table3_tiny.md").read_text()
     assert "Honest protocol" in md and "Paper protocol" in md and "Grid Search τ" in md
@@ -190,6 +198,8 @@ def test_grid_tau_row_from_the_best_trial_matches_a_retrain(tmp_path, results, c
     assert row["epochs"] == 2 and row["seconds"] > 0 and table["pending"] == []
     assert not (tmp_path / "trial" / "tiny_mf" / "honest" / "grid-tau").exists()
     assert "(best grid trial)" in (results / "table3_tiny.md").read_text()
+    assert table["grid_search"][0]["retrain_seconds"] is None  # no run beyond the search
+    assert table["grid_search"][0]["ratio_with_retrain_to_adap_tau"] is None
     capsys.readouterr()
     assert reproduce.main([*_config(tmp_path, "trial", retrain=False), "--dry-run"]) == 0
     assert "[trial] tiny/mf/honest/grid-tau" in capsys.readouterr().out
