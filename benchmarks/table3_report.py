@@ -236,9 +236,9 @@ def _write_grid(name: str, dataset: str, run: dict[str, Any], result: dict[str, 
     if entry["ratio_to_adap_tau"] is not None:
         md.append(f"= {entry['ratio_to_adap_tau']:.1f} × the wall time of one Adap-τ run "
                   f"({entry['adap_tau_seconds']:.0f} s)")
-    if entry["ratio_with_retrain_to_adap_tau"] is not None:
-        md.append(f"; with the {entry['retrain_seconds']:.0f} s retrain at the best τ "
-                  f"(the grid-tau row), {entry['ratio_with_retrain_to_adap_tau']:.1f} ×")
+        if entry["ratio_with_retrain_to_adap_tau"] is not None:
+            md[-1] += (f"; with the {entry['retrain_seconds']:.0f} s retrain at the best τ "
+                       f"(the grid-tau row), {entry['ratio_with_retrain_to_adap_tau']:.1f} ×")
     png = run["grid_dir"] / "sensitivity.png"
     if png.exists():
         target = reporting.RESULTS / f"{name}.png"
