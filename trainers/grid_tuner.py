@@ -25,6 +25,7 @@ import tensorflow as tf
 from keras_tuner.engine.base_tuner import BaseTuner
 from keras_tuner.src.tuners.gridsearch import LinkedList
 
+from adaptau_tf.callbacks import CSVHistory
 from adaptau_tf.data import InteractionData
 from adaptau_tf.evaluation import RankingEvaluation
 from adaptau_tf.models import RetrievalModel
@@ -140,8 +141,7 @@ class TemperatureGridTuner(BaseTuner):
             epochs=config["epochs"], verbose=self.verbose,
             callbacks=[tf.keras.callbacks.BackupAndRestore(str(trial_dir / "backup")),
                        evaluation, stopwatch, *self.callbacks,
-                       tf.keras.callbacks.CSVLogger(str(trial_dir / "history.csv"),
-                                                    append=True)],
+                       CSVHistory(trial_dir / "history.csv", append=True)],
         )
         if evaluation.best_epoch is None:
             raise RuntimeError(f"τ={tau}: no evaluation ran (epochs={config['epochs']}, "

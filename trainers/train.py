@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature
+from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature, CSVHistory
 from adaptau_tf.data import InteractionData, load_data
 from adaptau_tf.evaluation import RankingEvaluation, RankingEvaluator
 from adaptau_tf.models import BACKBONES, RetrievalModel, build_model
@@ -282,7 +282,9 @@ def _train(
     callbacks.extend(analysis_callbacks(args, data, monitor_eval, write_dir))
     callbacks.extend(extra_callbacks)
     callbacks.append(SyncStopTraining())
-    callbacks.append(tf.keras.callbacks.CSVLogger(str(write_dir / "history.csv"), append=True))
+    # CSVHistory, not CSVLogger: with --eval-every > 1 the first epoch has no metrics
+    # and CSVLogger, whose columns are those of the first epoch, would drop them all.
+    callbacks.append(CSVHistory(write_dir / "history.csv", append=True))
     if args.tensorboard:
         callbacks.append(tf.keras.callbacks.TensorBoard(args.tensorboard))
 

@@ -31,7 +31,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
     **before** ``CSVLogger`` / ``TensorBoard`` in the callbacks list. With
     ``every_n_epochs > 1`` the first epoch carries no such keys and
     ``CSVLogger`` (which fixes its columns at the first epoch) drops them;
-    use ``every_n_epochs=1`` with ``CSVLogger``.
+    :class:`~adaptau_tf.callbacks.CSVHistory` keeps them.
 
     The monitored metric (higher is better) is tracked with its epoch and,
     if ``restore_best_weights``, a copy of ``self.model.get_weights()`` at the
@@ -72,7 +72,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         >>> evaluation = RankingEvaluation(
         ...     RankingEvaluator(data.train_csr, data.valid_csr), patience=5)
         >>> model.fit(dataset, epochs=100,
-        ...           callbacks=[evaluation, tf.keras.callbacks.CSVLogger("log.csv")])
+        ...           callbacks=[evaluation, CSVHistory("log.csv")])
         >>> evaluation.best_epoch, evaluation.best_value
     """
 

@@ -66,6 +66,22 @@ def test_train_writes_outputs_and_load_run_rebuilds_model(tmp_path):
         metrics["tau0"], rel=1e-6)
 
 
+def test_eval_every_two_keeps_the_metrics_in_history_csv(tmp_path):
+    # With CSVLogger the first epoch (no evaluation) fixed the columns: every metric was lost.
+    trainer.train(_args(tmp_path, "--strategy", "fixed", "--tau", "0.2", "--patience", "0",
+                        "--eval-every", "2"))
+    with open(tmp_path / "run" / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2", "3"]
+    assert [row["val_ndcg@20"] == "NA" for row in rows] == [True, False, True, False]
+    state = json.loads((tmp_path / "run" / "evaluation_state"
+                        / "ranking_evaluation_state.json").read_text())
+    logged = {h["epoch"]: h["ndcg@20"] for h in state["history"]}
+    assert logged.keys() == {1, 3}
+    for epoch, value in logged.items():
+        assert float(rows[epoch]["val_ndcg@20"]) == pytest.approx(value, rel=1e-9)
+
+
 def test_interrupted_run_resumes_to_the_same_epoch_count(tmp_path):
     args = _args(tmp_path, "--strategy", "fixed", "--tau", "0.2", "--patience", "0")
     with pytest.raises(KeyboardInterrupt):
