@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float, default=None,
                    help="fixed τ (fixed) or initial τ (learned/adaptive strategies)")
     p.add_argument("--loss-form", choices=LOSS_FORMS, default="paper")
-    p.add_argument("--negatives", default="sampled:1024", help="sampled:M | in-batch")
+    p.add_argument("--negatives", default="sampled:1024",
+                   help="sampled:M (one draw shared by the batch) | sampled:MxG "
+                        "(G draws of M, row b uses draw b mod G) | in-batch")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--lr", type=float, default=1e-3)

@@ -12,19 +12,28 @@ from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval
 BACKBONES: tuple[str, ...] = ("mf", "lightgcn")
 
 
-def parse_negatives(spec: str) -> int | None:
-    """``"sampled:1024"`` -> 1024, ``"in-batch"`` -> None.
+def parse_negatives(spec: str) -> tuple[int | None, int]:
+    """A negatives spec -> ``(num_negatives, negative_groups)``.
+
+    ``"sampled:M"``: M uniform negatives shared by the batch; ``"sampled:MxG"``:
+    G independent draws of M (row ``b`` uses draw ``b mod G``); ``"in-batch"``:
+    the batch's other positives.
 
     Example:
-        >>> parse_negatives("sampled:256")
-        256
+        >>> parse_negatives("sampled:256"), parse_negatives("sampled:1024x32")
+        ((256, 1), (1024, 32))
     """
     if spec == "in-batch":
-        return None
-    prefix, _, count = spec.partition(":")
-    if prefix == "sampled" and count.isdigit() and int(count) > 0:
-        return int(count)
-    raise ValueError(f"negatives must be 'sampled:M' (M > 0) or 'in-batch', got {spec!r}")
+        return None, 1
+    prefix, _, counts = spec.partition(":")
+    count, times, groups = counts.partition("x")
+    groups = groups if times else "1"
+    if (prefix == "sampled" and count.isdigit() and int(count) > 0
+            and groups.isdigit() and int(groups) > 0):
+        return int(count), int(groups)
+    raise ValueError(
+        f"negatives must be 'sampled:M', 'sampled:MxG' (M, G > 0) or 'in-batch', got {spec!r}"
+    )
 
 
 def build_model(
@@ -48,7 +57,8 @@ def build_model(
         strategy: strategy key or object.
         temperature: fixed or initial τ.
         loss_form: ``"paper"`` or ``"reference"``.
-        negatives: ``"sampled:M"`` or ``"in-batch"``.
+        negatives: ``"sampled:M"``, ``"sampled:MxG"`` or ``"in-batch"`` (see
+            :func:`parse_negatives`).
         embedding_dim: ``d``.
         l2: λ.
         message_dropout: dropout on the user vector.
@@ -66,10 +76,12 @@ def build_model(
         track_user_loss=track_user_loss,
         name="retrieval",
     )
+    num_negatives, negative_groups = parse_negatives(negatives)
     common = {
         "task": task,
         "embedding_dim": embedding_dim,
-        "num_negatives": parse_negatives(negatives),
+        "num_negatives": num_negatives,
+        "negative_groups": negative_groups,
         "l2": l2,
         "message_dropout": message_dropout,
         "seed": seed,

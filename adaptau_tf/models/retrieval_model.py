@@ -25,14 +25,21 @@ class RetrievalModel(tfrs.Model):
     dropout → L2 normalisation*; the normalisation is skipped when the task's
     strategy is No Norm.
 
-    Negatives: ``num_negatives=M`` draws M items uniformly per step, shared by
-    the whole batch (one ``[B, d] x [d, M]`` matmul; see
-    :meth:`sample_negatives`); ``None`` uses in-batch negatives.
+    Negatives: ``num_negatives=M`` draws M items uniformly per step
+    (:meth:`sample_negatives`); ``None`` uses in-batch negatives. With
+    ``negative_groups=1`` one draw is shared by the whole batch (one
+    ``[B, d] x [d, M]`` matmul); with ``negative_groups=G`` there are G
+    independent draws and row ``b`` is scored against draw ``b mod G`` (the
+    same multiply-adds as a batched matmul; ``G = B`` is the reference code's
+    per-row draw). G matters under Adam: with one draw only M items get a
+    gradient per step, each a large one from the whole batch; with G·M ≳ m
+    nearly every item gets a small one every step (the Gowalla MF figures are
+    in ``benchmarks/table3.toml``'s notes).
 
     L2 regularisation on the batch's raw (layer-0) embeddings,
-    ``λ/2 · (Σ_b ‖e_u‖² + Σ_b ‖e_i+‖²) / B  +  λ/2 · Σ_{j<M} ‖e_j‖²``: the
+    ``λ/2 · (Σ_b ‖e_u‖² + Σ_b ‖e_i+‖²) / B  +  λ/2 · Σ_{g,j} ‖e_gj‖² / G``: the
     reference code's ``λ (‖e_u‖² + ‖e_i+‖² + ‖e_N‖²) / 2 / B`` with per-row
-    negatives has the same expectation as this shared-negative version.
+    negatives has the same expectation (and is this for ``G = B``).
 
     Training inputs: ``(user_ids [B], item_ids [B])`` or a mapping with keys
     ``user_id`` and ``item_id``.
@@ -42,7 +49,9 @@ class RetrievalModel(tfrs.Model):
         num_items: ``m``.
         task: the loss layer.
         embedding_dim: ``d`` (64).
-        num_negatives: sampled negatives per step, or ``None`` for in-batch.
+        num_negatives: sampled negatives per row, or ``None`` for in-batch.
+        negative_groups: independent draws of ``num_negatives`` per step
+            (1: one draw shared by the batch).
         l2: λ.
         message_dropout: dropout rate on the user vector during training.
         seed: seed of the Xavier-uniform initialisers.
@@ -56,6 +65,7 @@ class RetrievalModel(tfrs.Model):
         task: AdaptiveRetrieval,
         embedding_dim: int = 64,
         num_negatives: int | None = 1024,
+        negative_groups: int = 1,
         l2: float = 0.0,
         message_dropout: float = 0.0,
         seed: int | None = None,
@@ -68,6 +78,13 @@ class RetrievalModel(tfrs.Model):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if num_negatives is not None and not (isinstance(num_negatives, int) and num_negatives > 0):
             raise ValueError(f"num_negatives must be a positive int or None, got {num_negatives!r}")
+        if not (isinstance(negative_groups, int) and negative_groups > 0):
+            raise ValueError(f"negative_groups must be a positive int, got {negative_groups!r}")
+        if negative_groups > 1 and num_negatives is None:
+            raise ValueError(
+                f"negative_groups={negative_groups} needs sampled negatives "
+                "(num_negatives), got in-batch ones (num_negatives=None)"
+            )
         if not 0.0 <= message_dropout < 1.0:
             raise ValueError(f"message_dropout must be in [0, 1), got {message_dropout!r}")
         if l2 < 0:
@@ -83,6 +100,7 @@ class RetrievalModel(tfrs.Model):
         self.task = task
         self.embedding_dim = embedding_dim
         self.num_negatives = num_negatives
+        self.negative_groups = negative_groups
         self.l2 = float(l2)
         self.message_dropout = float(message_dropout)
         self.seed = seed
@@ -153,19 +171,24 @@ class RetrievalModel(tfrs.Model):
         return loss
 
     def sample_negatives(self) -> tf.Tensor:
-        """``[M]`` item ids drawn uniformly, shared by the whole (global) batch.
+        """Item ids drawn uniformly: ``[M]`` (one draw) or ``[G, M]`` (G draws).
 
         Drawn with a stateless generator keyed on ``(seed, optimizer step)``:
         every replica of a ``tf.distribute`` run draws the same negatives for
-        the same step, so a distributed step computes exactly the loss of one
-        single-device step over the global batch, and a run is reproducible.
+        the same step, so a run is reproducible and a distributed step
+        computes exactly the loss of one single-device step over the global
+        batch (with G draws: when each replica's rows are a multiple of G, as
+        row ``b`` uses draw ``b mod G``).
         """
         step = tf.constant(0, tf.int64)
         if getattr(self, "optimizer", None) is not None:
             step = tf.cast(self.optimizer.iterations, tf.int64)
         seed = tf.stack([tf.constant(self.seed or 0, tf.int64), step])
+        shape = [self.num_negatives]
+        if self.negative_groups > 1:
+            shape = [self.negative_groups, self.num_negatives]
         return tf.random.stateless_uniform(
-            [self.num_negatives], seed=seed, minval=0, maxval=self.num_items, dtype=tf.int64
+            shape, seed=seed, minval=0, maxval=self.num_items, dtype=tf.int64
         )
 
     def _l2_penalty(
@@ -180,7 +203,8 @@ class RetrievalModel(tfrs.Model):
         )
         if negative_ids is not None:
             shared = tf.reduce_sum(tf.square(tf.gather(item_table, negative_ids)))
-            penalty += 0.5 * self.l2 * shared / float(_num_replicas())
+            groups = float(self.negative_groups * _num_replicas())
+            penalty += 0.5 * self.l2 * shared / groups
         return penalty
 
     def get_config(self) -> dict[str, Any]:
@@ -190,6 +214,7 @@ class RetrievalModel(tfrs.Model):
             "task": tf.keras.utils.serialize_keras_object(self.task),
             "embedding_dim": self.embedding_dim,
             "num_negatives": self.num_negatives,
+            "negative_groups": self.negative_groups,
             "l2": self.l2,
             "message_dropout": self.message_dropout,
             "seed": self.seed,

@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from adaptau_tf.tasks import negatives
 from adaptau_tf.temperature.factory import get_strategy
 from adaptau_tf.temperature.strategy import TemperatureStrategy
 
@@ -52,8 +53,9 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
     Used like ``tfrs.tasks.Retrieval``: a model's ``compute_loss`` calls it with
     query and positive-candidate embeddings (and here, also the batch's user
     ids). Negatives are the batch's other positives (in-batch, TFRS's default)
-    or a set of sampled items shared by the whole batch
-    (``negative_embeddings``, one ``[B, d] x [d, M]`` matmul).
+    or sampled items (``negative_embeddings``): one draw shared by the whole
+    batch (``[M, d]``, one ``[B, d] x [d, M]`` matmul) or G independent draws
+    (``[G, M, d]``, row ``b`` against draw ``b mod G``, a batched matmul).
 
     Per-row loss for a positive score ``s+`` and negative scores ``s_j``
     (ALGORITHM.md §1), with ``g`` the global and ``t`` the user scale given by
@@ -203,10 +205,14 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
                 probabilities of the in-batch candidates (logQ correction).
             candidate_ids: optional ``[B]`` ids of the positives (accidental
                 hits).
-            negative_embeddings: optional ``[M, d]`` shared sampled negatives;
+            negative_embeddings: optional sampled negatives, ``[M, d]`` shared
+                by every row or ``[G, M, d]`` (G draws, row ``b`` scored against
+                draw ``b mod G``: see :mod:`adaptau_tf.tasks.negatives`);
                 ``None`` means in-batch negatives.
-            negative_ids: ``[M]`` ids of the sampled negatives (accidental hits).
-            negative_sampling_probability: optional ``[M]`` (logQ correction).
+            negative_ids: ``[M]`` or ``[G, M]`` ids of the sampled negatives
+                (accidental hits).
+            negative_sampling_probability: optional ``[M]`` or ``[G, M]``
+                (logQ correction).
             compute_metrics: update ``metrics`` (FactorizedTopK).
             compute_batch_metrics: update ``batch_metrics``.
             training: accumulate per-user losses when true.
@@ -302,15 +308,17 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         """Positive scores ``[B]``, negative scores ``[B, N]``, a keep-mask
         ``[B, N]`` and the logQ correction (broadcastable to ``[B, N]``)."""
         positive_scores = tf.reduce_sum(query * positives, axis=-1)
+        batch = tf.shape(query)[0]
         if negative_embeddings is None:
             negative_scores = tf.matmul(query, positives, transpose_b=True)
-            batch = tf.shape(query)[0]
             keep = tf.logical_not(tf.eye(batch, dtype=tf.bool))
             ids, probability = candidate_ids, candidate_sampling_probability
+            ids = None if ids is None else tf.reshape(ids, [1, -1])
         else:
-            negative_scores = tf.matmul(query, negative_embeddings, transpose_b=True)
+            negative_scores = negatives.negative_scores(query, negative_embeddings)
             keep = tf.ones_like(negative_scores, dtype=tf.bool)
             ids, probability = negative_ids, negative_sampling_probability
+            ids = None if ids is None else negatives.per_row(ids, batch)
         if self.remove_accidental_hits:
             if candidate_ids is None or ids is None:
                 raise ValueError(
@@ -318,13 +326,13 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
                     "with sampled negatives)"
                 )
             hits = tf.equal(
-                tf.cast(tf.reshape(candidate_ids, [-1, 1]), tf.int64),
-                tf.cast(tf.reshape(ids, [1, -1]), tf.int64),
+                tf.cast(tf.reshape(candidate_ids, [-1, 1]), tf.int64), tf.cast(ids, tf.int64)
             )
             keep = tf.logical_and(keep, tf.logical_not(hits))
         log_q = tf.zeros([], negative_scores.dtype)
         if probability is not None:
-            log_q = tf.math.log(tf.cast(tf.reshape(probability, [1, -1]), negative_scores.dtype))
+            probability = negatives.per_row(tf.convert_to_tensor(probability), batch)
+            log_q = tf.math.log(tf.cast(probability, negative_scores.dtype))
         return positive_scores, negative_scores, keep, log_q
 
     def _scaled_loss(

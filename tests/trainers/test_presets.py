@@ -22,7 +22,7 @@ def test_paper_mf_gowalla_is_the_reference_recipe():
     assert (args.backbone, args.lr, args.l2, args.two_beta, args.margin) == (
         "mf", 1e-4, 1e-9, 0.25, "0.9")
     assert (args.negatives, args.dropout, args.warmup_epochs, args.batch_size) == (
-        "sampled:1024", 0.1, 100, 2048)
+        "sampled:1024x2048", 0.1, 100, 2048)  # per-row draws, as the reference code
     assert (args.embedding_dim, args.loss_form) == (64, "reference")
     lightgcn = _parse("--preset", "paper-lightgcn-gowalla")
     assert (lightgcn.backbone, lightgcn.lr, lightgcn.l2, lightgcn.two_beta,
@@ -33,10 +33,12 @@ def test_paper_mf_gowalla_is_the_reference_recipe():
     assert {p.source for p in PRESETS.values() if p.dataset == "ml-1m"} == {"ours"}
 
 
-def test_fast_mf_gowalla_is_the_ml1m_mf_recipe_on_gowalla():
+def test_fast_mf_gowalla_is_the_ml1m_mf_recipe_on_gowalla_with_32_draws():
     fast = get_preset("fast-mf-gowalla")
     assert (fast.source, fast.dataset) == ("ours", "gowalla")
-    assert dict(fast.values) == dict(get_preset("paper-mf-ml1m").values)
+    ml1m = dict(get_preset("paper-mf-ml1m").values)
+    assert (ml1m["negatives"], fast.values["negatives"]) == ("sampled:1024", "sampled:1024x32")
+    assert dict(fast.values) == {**ml1m, "negatives": "sampled:1024x32"}
     args = _parse("--preset", "fast-mf-gowalla")
     assert (args.lr, args.l2, args.dropout, args.loss_form, args.warmup_epochs,
             args.patience) == (1e-3, 0.0, 0.0, "paper", 1, 5)

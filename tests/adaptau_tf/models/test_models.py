@@ -55,15 +55,36 @@ def test_compute_loss_equals_task_on_gathered_vectors_plus_l2(data):
     assert float(tuple_loss) == pytest.approx(float(loss), rel=1e-6)
 
 
-def test_sampled_negatives_add_shared_l2_term(data):
-    model = build_model("mf", data, strategy="fixed", negatives="sampled:16", l2=1.0,
+@pytest.mark.parametrize("spec,shape", [("sampled:16", (16,)), ("sampled:16x4", (4, 16))])
+def test_sampled_negatives_loss_and_l2_term_against_numpy(data, spec, shape):
+    model = build_model("mf", data, strategy="fixed", temperature=0.2, negatives=spec, l2=0.5,
                         embedding_dim=8, seed=0)
-    tf.random.set_seed(5)
-    loss = float(model.compute_loss((tf.constant([0]), tf.constant([1]))))
-    assert loss > 0 and np.isfinite(loss)
-    assert parse_negatives("sampled:16") == 16 and parse_negatives("in-batch") is None
-    with pytest.raises(ValueError, match="'sampled:x'"):
-        parse_negatives("sampled:x")
+    users, items = tf.constant([0, 1, 2, 5, 7, 9]), tf.constant([3, 4, 5, 6, 1, 2])
+    loss = float(model.compute_loss((users, items)))
+    negative_ids = model.sample_negatives().numpy()  # keyed on (seed, step): the same draw
+    assert negative_ids.shape == shape and negative_ids.min() >= 0
+    assert negative_ids.max() < data.num_items
+    if len(shape) == 2:  # independent draws, not one draw repeated
+        assert len({tuple(row) for row in negative_ids}) == shape[0]
+    u, i = model.compute_representations()
+    task_loss = model.task(tf.gather(u, users), tf.gather(i, items), user_ids=users,
+                           negative_embeddings=tf.gather(i, negative_ids))
+    user_table = model.user_embedding.embeddings.numpy()
+    item_table = model.item_embedding.embeddings.numpy()
+    rows = (user_table[users.numpy()] ** 2).sum() + (item_table[items.numpy()] ** 2).sum()
+    groups = 1 if len(shape) == 1 else shape[0]
+    l2 = 0.5 / 2 * (rows / 6 + (item_table[negative_ids] ** 2).sum() / groups)
+    assert loss == pytest.approx(float(task_loss) + l2, rel=1e-5)
+    assert model.get_config()["negative_groups"] == groups
+
+
+def test_parse_negatives():
+    assert parse_negatives("sampled:16") == (16, 1)
+    assert parse_negatives("sampled:1024x32") == (1024, 32)
+    assert parse_negatives("in-batch") == (None, 1)
+    for bad in ("sampled:x", "sampled:16x0", "sampled:16x", "sampled:0x4", "uniform:16"):
+        with pytest.raises(ValueError, match=f"got '{bad}'"):
+            parse_negatives(bad)
 
 
 def test_fit_reduces_loss_and_message_dropout_only_in_training(data):
@@ -85,6 +106,11 @@ def test_model_validates_arguments(data):
         MatrixFactorization(data.num_users, data.num_items, task=task, message_dropout=1.5)
     with pytest.raises(ValueError, match="'gnn'"):
         build_model("gnn", data)
+    with pytest.raises(ValueError, match="negative_groups must be a positive int, got 0"):
+        MatrixFactorization(data.num_users, data.num_items, task=task, negative_groups=0)
+    with pytest.raises(ValueError, match="negative_groups=4 needs sampled negatives"):
+        MatrixFactorization(data.num_users, data.num_items, task=task, num_negatives=None,
+                            negative_groups=4)
 
 
 def test_lightgcn_uses_propagated_vectors(data):

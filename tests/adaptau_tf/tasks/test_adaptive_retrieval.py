@@ -131,6 +131,38 @@ def test_accidental_hits_and_hard_negatives(batch):
     assert float(hard_loss) == pytest.approx(expected.mean(), rel=1e-5)
 
 
+@pytest.mark.parametrize("form", ["paper", "reference"])
+def test_grouped_negatives_score_each_row_against_its_draw(batch, form):
+    rng = np.random.default_rng(11)
+    groups = rng.normal(size=(2, 3, 8)).astype(np.float32)
+    groups /= np.linalg.norm(groups, axis=-1, keepdims=True)
+    groups[1, 2] = batch["positives"][3]  # row 3 (draw 3 mod 2 = 1) meets its own positive
+    group_ids = np.array([[20, 21, 22], [23, 24, 13]])
+    probability = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], np.float32)
+    ids = np.array([10, 11, 12, 13, 14])
+    task = _adaptive_task(form)
+    task.remove_accidental_hits = True
+    loss = task(batch["query"], batch["positives"], user_ids=batch["user_ids"],
+                candidate_ids=ids, negative_embeddings=groups, negative_ids=group_ids,
+                negative_sampling_probability=probability)
+    t = 1 / np.array([0.1, 0.3, 0.25, 0.5])[batch["user_ids"]]
+    g = np.full(5, 1 / 0.2)
+    rows = []
+    for b in range(5):
+        draw = b % 2
+        keep = group_ids[draw] != ids[b]
+        q, c = batch["query"][b:b + 1].astype(np.float64), batch["positives"][b:b + 1]
+        pos = float((q * c).sum())
+        neg_logits = (q @ groups[draw][keep].astype(np.float64).T)[0] * t[b]
+        neg_logits -= np.log(probability[draw][keep])
+        if form == "paper":
+            rows.append(-t[b] * pos + _logsumexp(np.concatenate([[t[b] * pos], neg_logits])))
+        else:
+            rows.append(-g[b] * pos + _logsumexp(neg_logits))
+    assert (group_ids[1] == ids[3]).sum() == 1
+    assert float(loss) == pytest.approx(np.mean(rows), rel=1e-5)
+
+
 def test_mean_reduction_is_batch_size_invariant_and_weighted(batch):
     task = AdaptiveRetrieval(num_users=4, strategy=FixedTemperature(0.2))
     args = dict(negative_embeddings=batch["negatives"])
