@@ -40,16 +40,38 @@ ARGS = [
 ]
 
 
+# G = 4 draws of negatives (row b of a replica's batch uses draw b mod G): exactly the
+# single-device loss when every replica's rows are a multiple of G. Batch 96 on 2 replicas
+# gives 48 rows each; the last batch (2472 % 96 = 72 rows) 36 each.
+GROUPED_BATCH = 96
+GROUPED_ARGS = [*ARGS[: ARGS.index("--batch-size")], "--batch-size", str(GROUPED_BATCH),
+                *ARGS[ARGS.index("--batch-size") + 2:]]
+GROUPED_ARGS[GROUPED_ARGS.index("sampled:32")] = "sampled:32x4"
+
+
+def _single_run(out: Path, args: list[str]) -> tuple[dict, Path]:
+    parsed = trainer.build_parser().parse_args([*args, "--output", str(out / "run")])
+    dump = DumpState(str(out / "state.npz"))
+    trainer.train(parsed, extra_callbacks=[dump])
+    return dict(np.load(out / "state.npz")), out / "run"
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     """The reference: the same training in this process, on one device."""
-    out = tmp_path_factory.mktemp("single")
-    args = trainer.build_parser().parse_args([*ARGS, "--output", str(out / "run")])
-    dump = DumpState(str(out / "state.npz"))
-    trainer.train(args, extra_callbacks=[dump])
-    num_train = json.loads((out / "run" / "config.json").read_text())["num_train"]
+    state, run = _single_run(tmp_path_factory.mktemp("single"), ARGS)
+    num_train = json.loads((run / "config.json").read_text())["num_train"]
     assert num_train % BATCH % 2 == 1, "the last batch should split unevenly too"
-    return dict(np.load(out / "state.npz")), out / "run"
+    return state, run
+
+
+@pytest.fixture(scope="module")
+def single_grouped(tmp_path_factory):
+    """The reference of the grouped-negatives run (``sampled:32x4``)."""
+    state, run = _single_run(tmp_path_factory.mktemp("single_grouped"), GROUPED_ARGS)
+    num_train = json.loads((run / "config.json").read_text())["num_train"]
+    assert GROUPED_BATCH % 8 == 0 and num_train % GROUPED_BATCH % 8 == 0 < num_train % 96
+    return state, run
 
 
 def _free_port() -> int:
@@ -153,12 +175,17 @@ def test_multi_worker_mirrored_matches_single_process(single, tmp_path):
     _assert_same_history(run, reference_run)
 
 
-def test_mirrored_two_logical_cpus_matches_single_process(single, tmp_path):
-    reference, reference_run = single
+@pytest.mark.parametrize("grouped", [False, True], ids=["shared-draw", "4-draws"])
+def test_mirrored_two_logical_cpus_matches_single_process(
+    grouped, request, tmp_path
+):
+    reference, reference_run = request.getfixturevalue(
+        "single_grouped" if grouped else "single"
+    )
     run = tmp_path / "run"
     command = [sys.executable, str(WORKER), "--dump", str(tmp_path / "m.npz"),
-               "--logical-cpus", "2", "--", *ARGS, "--distribute", "mirrored",
-               "--output", str(run)]
+               "--logical-cpus", "2", "--", *(GROUPED_ARGS if grouped else ARGS),
+               "--distribute", "mirrored", "--output", str(run)]
     _run_workers([(command, _env())], [tmp_path / "m.log"])
 
     state = dict(np.load(tmp_path / "m.npz"))
