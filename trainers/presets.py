@@ -19,7 +19,7 @@ marked ``source="ours"`` below. ``fast-mf-gowalla`` (also ours) applies the
 ML-1M MF settings to Gowalla with 32 independent draws of 1024 negatives per
 step (``sampled:1024x32``, 66 ms per step): with one shared draw only 1024 of
 Gowalla's 41k items get a gradient per step, and every normalised strategy
-plateaued ~0.008 Recall@20 under the paper's baselines (``benchmarks/table3.toml``).
+plateaued ~0.01 Recall@20 under the paper's baselines (``benchmarks/table3.toml``).
 The reference recipe (lr 1e-4, W = 100) runs over a hundred epochs, and its
 loss form at lr 1e-3 collapses τ0.
 
