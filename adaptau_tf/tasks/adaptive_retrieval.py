@@ -309,16 +309,17 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         ``[B, N]`` and the logQ correction (broadcastable to ``[B, N]``)."""
         positive_scores = tf.reduce_sum(query * positives, axis=-1)
         batch = tf.shape(query)[0]
+        grouped = False
         if negative_embeddings is None:
             negative_scores = tf.matmul(query, positives, transpose_b=True)
             keep = tf.logical_not(tf.eye(batch, dtype=tf.bool))
             ids, probability = candidate_ids, candidate_sampling_probability
-            ids = None if ids is None else tf.reshape(ids, [1, -1])
         else:
+            negative_embeddings = tf.convert_to_tensor(negative_embeddings)
+            grouped = negative_embeddings.shape.rank == 3
             negative_scores = negatives.negative_scores(query, negative_embeddings)
             keep = tf.ones_like(negative_scores, dtype=tf.bool)
             ids, probability = negative_ids, negative_sampling_probability
-            ids = None if ids is None else negatives.per_row(ids, batch)
         if self.remove_accidental_hits:
             if candidate_ids is None or ids is None:
                 raise ValueError(
@@ -326,12 +327,13 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
                     "with sampled negatives)"
                 )
             hits = tf.equal(
-                tf.cast(tf.reshape(candidate_ids, [-1, 1]), tf.int64), tf.cast(ids, tf.int64)
+                tf.cast(tf.reshape(candidate_ids, [-1, 1]), tf.int64),
+                tf.cast(negatives.per_row(ids, batch, grouped), tf.int64),
             )
             keep = tf.logical_and(keep, tf.logical_not(hits))
         log_q = tf.zeros([], negative_scores.dtype)
         if probability is not None:
-            probability = negatives.per_row(tf.convert_to_tensor(probability), batch)
+            probability = negatives.per_row(probability, batch, grouped)
             log_q = tf.math.log(tf.cast(probability, negative_scores.dtype))
         return positive_scores, negative_scores, keep, log_q
 

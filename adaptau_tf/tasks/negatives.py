@@ -47,24 +47,26 @@ def negative_scores(query: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
     return tf.reshape(scores, [rounds * groups, -1])[:batch]
 
 
-def per_row(values: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+def per_row(values: tf.Tensor, batch: tf.Tensor, grouped: bool) -> tf.Tensor:
     """Per-negative values (ids, sampling probabilities) aligned with the rows.
 
     Args:
-        values: ``[M]`` (shared draw) or ``[G, M]`` (G draws).
+        values: ``[M]`` (one shared draw, any shape holding M values) or
+            ``[G, M]`` (G draws).
         batch: scalar, the rows ``B``.
+        grouped: whether ``values`` holds G draws (``[G, M, d]`` negatives).
 
     Returns:
-        ``[1, M]`` (broadcasts over the rows) or ``[B, M]`` (row ``b`` gets
-        draw ``b mod G``).
+        ``[1, M]`` (broadcasts over the rows) or, grouped, ``[B, M]`` (row
+        ``b`` gets draw ``b mod G``).
 
     Example:
-        >>> per_row(tf.constant([[1, 2], [3, 4]]), 3).numpy().tolist()
+        >>> per_row(tf.constant([[1, 2], [3, 4]]), 3, grouped=True).numpy().tolist()
         [[1, 2], [3, 4], [1, 2]]
     """
     values = tf.convert_to_tensor(values)
-    if values.shape.rank == 1:
+    if not grouped:
         return tf.reshape(values, [1, -1])
     if values.shape.rank != 2:
-        raise ValueError(f"per-negative values must be [M] or [G, M], got shape {values.shape}")
+        raise ValueError(f"per-negative values of G draws must be [G, M], got shape {values.shape}")
     return tf.gather(values, tf.range(batch) % tf.shape(values)[0])

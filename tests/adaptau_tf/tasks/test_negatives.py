@@ -20,7 +20,7 @@ def test_grouped_scores_use_draw_row_mod_groups(batch, groups):
     np.testing.assert_allclose(negative_scores(query, negatives).numpy(), expected, rtol=1e-5)
     ids = np.arange(groups * 6).reshape(groups, 6)
     np.testing.assert_array_equal(
-        per_row(ids, batch).numpy(), np.stack([ids[b % groups] for b in range(batch)])
+        per_row(ids, batch, grouped=True).numpy(), np.stack([ids[b % groups] for b in range(batch)])
     )
 
 
@@ -32,7 +32,7 @@ def test_one_group_equals_the_shared_draw():
                                negative_scores(query, shared).numpy(), rtol=1e-6)
     np.testing.assert_allclose(negative_scores(query, shared).numpy(), query @ shared.T,
                                rtol=1e-5)
-    assert per_row(tf.range(8), 5).shape == (1, 8)
+    assert per_row(tf.range(8), 5, grouped=False).shape == (1, 8)
 
 
 def test_grouped_scores_inside_a_function_with_unknown_batch():
@@ -48,5 +48,5 @@ def test_grouped_scores_inside_a_function_with_unknown_batch():
 def test_bad_ranks_are_refused_with_the_shape():
     with pytest.raises(ValueError, match=r"\[M, d\] or \[G, M, d\].*\(2, 2, 2, 2\)"):
         negative_scores(tf.ones([3, 2]), tf.ones([2, 2, 2, 2]))
-    with pytest.raises(ValueError, match=r"\[M\] or \[G, M\].*\(1, 2, 3\)"):
-        per_row(tf.ones([1, 2, 3]), 3)
+    with pytest.raises(ValueError, match=r"must be \[G, M\].*\(1, 2, 3\)"):
+        per_row(tf.ones([1, 2, 3]), 3, grouped=True)
