@@ -3,7 +3,7 @@
 The ``paper-*`` presets for Yelp2018, Amazon-book and Gowalla are the
 reference code's hyper-parameters as ``../shared/docs/ALGORITHM.md`` §6
 lists them (dim 64, Adam, batch 2048, warm-up W = 100 epochs; MF: 1024
-uniform negatives drawn per row, ``sampled:1024x2048``, ~1 s per step on 2 CPU
+uniform negatives drawn per row, ``sampled:1024x2048``, ~0.8 s per step on 2 CPU
 cores against 33 ms for one shared draw, and message dropout 0.1 on the user
 vector; LightGCN:
 in-batch negatives; the reference code's loss form). §6 gives no recipe for
@@ -17,7 +17,7 @@ the paper loss form: with the reference one Adap-τ fell 0.011 Recall@20 behind
 Adap-τ0 on ML-1M, with the paper one it is ahead, ``benchmarks/table3.toml``),
 marked ``source="ours"`` below. ``fast-mf-gowalla`` (also ours) applies the
 ML-1M MF settings to Gowalla with 32 independent draws of 1024 negatives per
-step (``sampled:1024x32``, 66 ms per step): with one shared draw only 1024 of
+step (``sampled:1024x32``, 50-65 ms per step): with one shared draw only 1024 of
 Gowalla's 41k items get a gradient per step, and every normalised strategy
 plateaued ~0.01 Recall@20 under the paper's baselines (``benchmarks/table3.toml``).
 The reference recipe (lr 1e-4, W = 100) runs over a hundred epochs, and its
