@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmarks import reporting
+from benchmarks import reporting, table3_carry
 from benchmarks.paper_table3 import LABELS, STRATEGIES, paper_numbers
 from benchmarks.reporting import REPO, markdown_table, write_results
 
@@ -163,16 +163,25 @@ def target_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def grid_entries(dataset: str, runs: list[dict[str, Any]],
-                 rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def grid_entries(dataset: str, runs: list[dict[str, Any]], rows: list[dict[str, Any]],
+                 previous: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One entry per grid search (finished or not), with its cost against one Adap-τ run;
-    writes ``grid_search_<dataset>_<backbone>[_paper].{json,md,png}`` for each."""
+    writes ``grid_search_<dataset>_<backbone>[_paper].{json,md,png}`` for each. A grid
+    search whose grid-tau row was carried (:mod:`benchmarks.table3_carry`) keeps the
+    ``previous`` table's entry, and its files are left as they are."""
     out = []
     for run in runs:
-        if run["strategy"] != "grid-tau" or not (run["grid_dir"] / "trials.json").exists():
+        if run["strategy"] != "grid-tau":
+            continue
+        adap = _find(rows, run["backbone"], run["protocol"], "adap-tau")
+        if not (run["grid_dir"] / "trials.json").exists():
+            row = _find(rows, run["backbone"], run["protocol"], "grid-tau")
+            carried = (table3_carry.carried_grid(previous, run["backbone"], run["protocol"],
+                                                 adap)
+                       if row is not None and "carried_from" in row else None)
+            out += [carried] if carried is not None else []
             continue
         result = json.loads((run["grid_dir"] / "trials.json").read_text())
-        adap = _find(rows, run["backbone"], run["protocol"], "adap-tau")
         name = f"grid_search_{dataset}_{run['backbone']}" + (
             "_paper" if run["protocol"] == "paper" else "")
         entry = {
@@ -269,7 +278,8 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
             ["backbone", "strategy", "Recall@20", "paper", "ours/paper", "NDCG@20", "paper",
              "ours/paper", "epochs / budget", "best epoch", "τ (final τ0)", "seconds"],
             [[r["backbone"], LABELS[r["strategy"]]
-              + (" (best grid trial)" if "grid_trial" in r else ""), r["test_recall@20"],
+              + (" (best grid trial)" if "grid_trial" in r else "")
+              + (" †" if "carried_from" in r else ""), r["test_recall@20"],
               _fmt(r.get("paper_recall@20")), _fmt(r.get("ratio_recall@20"), ".3f"),
               r["test_ndcg@20"], _fmt(r.get("paper_ndcg@20")),
               _fmt(r.get("ratio_ndcg@20"), ".3f"),
@@ -277,6 +287,12 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
               + (" (budget)" if r["stopped_by"] == "budget" else ""),
               r["best_epoch"], _fmt(r["tau"], ".3f"), round(r["seconds"])] for r in rows]),
             ""]
+    carried = sorted({r["carried_from"] for r in report["rows"] if "carried_from" in r})
+    if carried:
+        lines += [f"† carried from the table of commit {', '.join(carried)}: the run's "
+                  "directory is not on the machine that wrote this table (benchmarks/work "
+                  "is not versioned), and that table recorded the same settings for it "
+                  "(benchmarks/table3_carry.py).", ""]
     if report["ordering"]:
         lines += ["## Ordering targets (test metrics; diff = left − right)", "",
                   markdown_table(["backbone", "protocol", "check", "Recall@20 diff", "holds",
@@ -301,7 +317,8 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
             ["backbone", "protocol", "best τ", "trials", "per-trial budget", "trials s",
              "wall s", "Adap-τ wall s", "ratio (wall)", "retrain s",
              "ratio with retrain"],
-            [[g["backbone"], g["protocol"], g["best_tau"], f"{g['trials']}/{g['grid_size']}",
+            [[g["backbone"], g["protocol"] + (" †" if "carried_from" in g else ""),
+              g["best_tau"], f"{g['trials']}/{g['grid_size']}",
               g["per_trial_epoch_budget"], round(g["total_seconds"]),
               _fmt(g["wall_seconds"], ".0f"),
               _fmt(g["adap_tau_seconds"], ".0f"), _fmt(g["ratio_to_adap_tau"], ".1f"),
@@ -320,6 +337,21 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _key(run: dict[str, Any]) -> str:
+    return f"{run['backbone']}/{run['protocol']}/{run['strategy']}"
+
+
+def _settings(run: dict[str, Any]) -> str:
+    """The run's settings as one string (the table's ``settings``; carried rows match it)."""
+    text = " ".join(f"{k}={v}" for k, v in run["train_args"].items()
+                    if k not in ("data", "backbone", "protocol"))
+    if run["strategy"] == "grid-tau":
+        text += ((" tau=<best τ>; grid search: " if run["grid_retrain"]
+                  else "; no retrain, the best trial of the grid search: ")
+                 + " ".join(run["grid_argv"][:-2]))
+    return text
+
+
 def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str, Any]],
                  states: dict[int, tuple[str, Path | None]]) -> list[Path]:
     """Writes ``table3_<dataset>.{json,md}`` for every dataset with at least one run."""
@@ -328,30 +360,29 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
         mine = [run for run in runs if run["dataset"] == dataset]
         if not mine:
             continue
+        settings = {_key(run): _settings(run) for run in mine}
+        previous = table3_carry.previous_table(dataset)
         rows, pending = [], []
         for run in mine:
             state, directory = states[id(run)]
+            carried = (table3_carry.carried_row(previous, _key(run), settings[_key(run)])
+                       if state in ("todo", "grid") and table3_carry.gone(run) else None)
             if state in ("done", "reuse", "extend"):  # extend: the finished budget so far
                 rows.append(finished_row(run, directory))
             elif state == "trial":
                 rows.append(trial_row(run))
+            elif carried is not None:
+                rows.append(carried)
             else:
                 pending.append(pending_row(run, state))
         notes = [text if key == "*" else f"{key}: {text}"
                  for key, text in config.get("notes", {}).items()
                  if key == "*" or dataset in key.split("/")]
-        settings = {f"{run['backbone']}/{run['protocol']}/{run['strategy']}":
-                    " ".join(f"{k}={v}" for k, v in run["train_args"].items()
-                             if k not in ("data", "backbone", "protocol"))
-                    + ((" tau=<best τ>; grid search: " if run["grid_retrain"]
-                        else "; no retrain, the best trial of the grid search: ")
-                       + " ".join(run["grid_argv"][:-2])
-                       if run["strategy"] == "grid-tau" else "")
-                    for run in mine}
         report = {
             "dataset": dataset, "data": mine[0]["train_args"]["data"], "rows": rows,
             "pending": pending, "ordering": ordering_checks(rows),
-            "targets": target_checks(rows), "grid_search": grid_entries(dataset, mine, rows),
+            "targets": target_checks(rows),
+            "grid_search": grid_entries(dataset, mine, rows, previous),
             "notes": notes, "protocols": PROTOCOL_TITLES, "config": _rel(config_path),
             "settings": settings,
         }

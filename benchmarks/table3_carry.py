@@ -1,0 +1,80 @@
+"""Rows of ``table3_<dataset>`` whose run directories are gone, carried from the last table.
+
+The runs' directories (``benchmarks/work/``) are not versioned: a fresh
+checkout has none, while the tables committed under ``benchmarks/results/``
+hold what the runs measured. Rewriting a table there must not turn finished
+runs into "not started" rows. So a run whose directory (and, for the grid
+search, whose search directory) does not exist keeps its row from the table
+being replaced, provided that table recorded the very same settings for it;
+the row says so with ``carried_from``, the commit of the table it first came
+from. Any change of settings (a different flag, budget or τ grid) drops it:
+the run is then pending like any other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from benchmarks import reporting
+
+
+def previous_table(dataset: str) -> dict[str, Any] | None:
+    """The ``table3_<dataset>.json`` about to be replaced, or None."""
+    path = reporting.RESULTS / f"table3_{dataset}.json"
+    if not path.exists():
+        return None
+    try:
+        table = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); restore it from git "
+                         "before writing the table again") from error
+    return table if isinstance(table, dict) else None
+
+
+def gone(run: dict[str, Any]) -> bool:
+    """True when nothing of the run is on this machine: no run directory and,
+    for grid-tau, no grid search directory either."""
+    return not run["dir"].exists() and (
+        run["strategy"] != "grid-tau" or not run["grid_dir"].exists())
+
+
+def _origin(previous: dict[str, Any], item: dict[str, Any]) -> str:
+    return item.get("carried_from") or previous.get("commit", "unknown")
+
+
+def carried_row(previous: dict[str, Any] | None, key: str,
+                settings: str) -> dict[str, Any] | None:
+    """The previous table's row for ``key`` (``backbone/protocol/strategy``) if that
+    table recorded the same ``settings`` string for it, with ``carried_from``."""
+    if previous is None or previous.get("settings", {}).get(key) != settings:
+        return None
+    backbone, protocol, strategy = key.split("/")
+    for row in previous.get("rows", []):
+        if (row.get("backbone"), row.get("protocol"), row.get("strategy")) == \
+                (backbone, protocol, strategy):
+            return {**row, "carried_from": _origin(previous, row)}
+    return None
+
+
+def carried_grid(previous: dict[str, Any] | None, backbone: str, protocol: str,
+                 adap: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The previous table's grid-search cost entry for ``backbone``/``protocol``, its
+    ratios recomputed against the current Adap-τ row ``adap``. Only called for a
+    grid-tau row that was itself carried (same settings, grid included)."""
+    if previous is None:
+        return None
+    for entry in previous.get("grid_search", []):
+        if (entry.get("backbone"), entry.get("protocol")) != (backbone, protocol):
+            continue
+        out = {**entry, "carried_from": _origin(previous, entry)}
+        seconds = out.get("wall_seconds") or out["total_seconds"]
+        adap_seconds = None if adap is None else adap["seconds"]
+        out["adap_tau_seconds"] = adap_seconds
+        out["ratio_to_adap_tau"] = seconds / adap_seconds if adap_seconds else None
+        retrain = out.get("retrain_seconds")
+        out["ratio_with_retrain_to_adap_tau"] = (
+            (seconds + retrain) / adap_seconds if adap_seconds and retrain is not None
+            else None)
+        return out
+    return None
