@@ -21,7 +21,9 @@ Runs live in ``<work_dir>/<dataset>_<backbone>/<protocol>/<strategy>/``
 A finished run of ``benchmarks/strategies.py`` (``benchmarks/work/``) with the
 same trainer settings is reused instead of retrained. A run directory (or grid
 search) made with settings the config no longer asks for is ``stale``: it is
-neither reported nor trained over until it is moved away.
+neither reported nor trained over until it is moved away. A run with no
+directory at all (a fresh checkout) keeps the row of the table being replaced
+when that table recorded the same settings (``benchmarks/table3_carry.py``).
 
 Writes ``benchmarks/results/table3_<dataset>.{json,md}`` (our Recall@20 and
 NDCG@20 next to the paper's, ours/paper, epochs and wall time per run, the
