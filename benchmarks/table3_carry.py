@@ -6,9 +6,9 @@ hold what the runs measured. Rewriting a table there must not turn finished
 runs into "not started" rows. So a run whose directory (and, for the grid
 search, whose search directory) does not exist keeps its row from the table
 being replaced, provided that table recorded the very same settings for it;
-the row says so with ``carried_from``, the commit of the table it first came
-from. Any change of settings (a different flag, budget or τ grid) drops it:
-the run is then pending like any other.
+the row says so with ``carried_from`` and ``carried_machine``, the commit and
+machine of the table it first came from. Any change of settings (a different
+flag, budget or τ grid) drops it: the run is then pending like any other.
 """
 
 from __future__ import annotations
@@ -39,8 +39,14 @@ def gone(run: dict[str, Any]) -> bool:
         run["strategy"] != "grid-tau" or not run["grid_dir"].exists())
 
 
-def _origin(previous: dict[str, Any], item: dict[str, Any]) -> str:
-    return item.get("carried_from") or previous.get("commit", "unknown")
+def _origin(previous: dict[str, Any], item: dict[str, Any]) -> dict[str, str]:
+    """``carried_from`` (commit) and ``carried_machine`` of the table the item first came
+    from: its figures, wall times included, were measured there."""
+    if "carried_from" in item:
+        return {"carried_from": item["carried_from"],
+                "carried_machine": item.get("carried_machine", "unknown")}
+    return {"carried_from": previous.get("commit", "unknown"),
+            "carried_machine": previous.get("machine", "unknown")}
 
 
 def carried_row(previous: dict[str, Any] | None, key: str,
@@ -53,7 +59,7 @@ def carried_row(previous: dict[str, Any] | None, key: str,
     for row in previous.get("rows", []):
         if (row.get("backbone"), row.get("protocol"), row.get("strategy")) == \
                 (backbone, protocol, strategy):
-            return {**row, "carried_from": _origin(previous, row)}
+            return {**row, **_origin(previous, row)}
     return None
 
 
@@ -67,7 +73,7 @@ def carried_grid(previous: dict[str, Any] | None, backbone: str, protocol: str,
     for entry in previous.get("grid_search", []):
         if (entry.get("backbone"), entry.get("protocol")) != (backbone, protocol):
             continue
-        out = {**entry, "carried_from": _origin(previous, entry)}
+        out = {**entry, **_origin(previous, entry)}
         seconds = out.get("wall_seconds") or out["total_seconds"]
         adap_seconds = None if adap is None else adap["seconds"]
         out["adap_tau_seconds"] = adap_seconds

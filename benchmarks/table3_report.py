@@ -287,7 +287,8 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
               + (" (budget)" if r["stopped_by"] == "budget" else ""),
               r["best_epoch"], _fmt(r["tau"], ".3f"), round(r["seconds"])] for r in rows]),
             ""]
-    carried = sorted({r["carried_from"] for r in report["rows"] if "carried_from" in r})
+    carried = sorted({f"{r['carried_from']} ({r['carried_machine']})"
+                      for r in report["rows"] if "carried_from" in r})
     if carried:
         lines += [f"† carried from the table of commit {', '.join(carried)}: the run's "
                   "directory is not on the machine that wrote this table (benchmarks/work "

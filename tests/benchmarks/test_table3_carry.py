@@ -49,7 +49,9 @@ def test_rows_of_lost_runs_are_carried_with_their_origin(tmp_path, results, monk
     for row in after["rows"]:
         old = next(r for r in before["rows"] if r["strategy"] == row["strategy"])
         assert row["carried_from"] == before["commit"]
-        assert {k: v for k, v in row.items() if k != "carried_from"} == old
+        assert row["carried_machine"] == before["machine"]
+        assert {k: v for k, v in row.items()
+                if k not in ("carried_from", "carried_machine")} == old
     assert [p["strategy"] for p in after["pending"]] == ["adap-tau"]  # paper: never run
     assert after["ordering"] == before["ordering"]
     (grid,) = after["grid_search"]
@@ -58,12 +60,15 @@ def test_rows_of_lost_runs_are_carried_with_their_origin(tmp_path, results, monk
                                                       ["ratio_to_adap_tau"])
     assert (results / "grid_search_tiny_mf.json").read_text() == grid_file  # left alone
     md = (results / "table3_tiny.md").read_text()
-    assert "Adap-τ †" in md and f"carried from the table of commit {before['commit']}" in md
+    assert "Adap-τ †" in md
+    assert f"carried from the table of commit {before['commit']} ({before['machine']})" in md
 
     # Written again elsewhere, a carried row keeps its first origin.
     monkeypatch.setattr(reporting, "commit", lambda: "beef")
+    monkeypatch.setattr(reporting, "machine", lambda: "another machine")
     assert reproduce.main(_argv(tmp_path, TINY, "--report-only")) == 0
-    assert {r["carried_from"] for r in _table(results)["rows"]} == {before["commit"]}
+    assert {(r["carried_from"], r["carried_machine"]) for r in _table(results)["rows"]} == \
+        {(before["commit"], before["machine"])}
 
 
 def test_changed_settings_drop_carried_rows(tmp_path, results):
