@@ -63,24 +63,15 @@ def carried_row(previous: dict[str, Any] | None, key: str,
     return None
 
 
-def carried_grid(previous: dict[str, Any] | None, backbone: str, protocol: str,
-                 adap: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The previous table's grid-search cost entry for ``backbone``/``protocol``, its
-    ratios recomputed against the current Adap-τ row ``adap``. Only called for a
-    grid-tau row that was itself carried (same settings, grid included)."""
+def carried_grid(previous: dict[str, Any] | None, backbone: str,
+                 protocol: str) -> dict[str, Any] | None:
+    """The previous table's grid-search cost entry for ``backbone``/``protocol``, with
+    ``carried_from``; the caller recomputes its ratios against the current Adap-τ row.
+    Only called for a grid-tau row that was itself carried (same settings, grid
+    included)."""
     if previous is None:
         return None
     for entry in previous.get("grid_search", []):
-        if (entry.get("backbone"), entry.get("protocol")) != (backbone, protocol):
-            continue
-        out = {**entry, **_origin(previous, entry)}
-        seconds = out.get("wall_seconds") or out["total_seconds"]
-        adap_seconds = None if adap is None else adap["seconds"]
-        out["adap_tau_seconds"] = adap_seconds
-        out["ratio_to_adap_tau"] = seconds / adap_seconds if adap_seconds else None
-        retrain = out.get("retrain_seconds")
-        out["ratio_with_retrain_to_adap_tau"] = (
-            (seconds + retrain) / adap_seconds if adap_seconds and retrain is not None
-            else None)
-        return out
+        if (entry.get("backbone"), entry.get("protocol")) == (backbone, protocol):
+            return {**entry, **_origin(previous, entry)}
     return None

@@ -173,39 +173,46 @@ def grid_entries(dataset: str, runs: list[dict[str, Any]], rows: list[dict[str, 
     for run in runs:
         if run["strategy"] != "grid-tau":
             continue
-        adap = _find(rows, run["backbone"], run["protocol"], "adap-tau")
-        if not (run["grid_dir"] / "trials.json").exists():
-            row = _find(rows, run["backbone"], run["protocol"], "grid-tau")
-            carried = (table3_carry.carried_grid(previous, run["backbone"], run["protocol"],
-                                                 adap)
-                       if row is not None and "carried_from" in row else None)
-            out += [carried] if carried is not None else []
+        row = _find(rows, run["backbone"], run["protocol"], "grid-tau")
+        result = None
+        if (run["grid_dir"] / "trials.json").exists():
+            result = json.loads((run["grid_dir"] / "trials.json").read_text())
+            entry = _grid_entry(dataset, run, result)
+        elif row is not None and "carried_from" in row:
+            entry = table3_carry.carried_grid(previous, run["backbone"], run["protocol"])
+        else:
+            entry = None
+        if entry is None:
             continue
-        result = json.loads((run["grid_dir"] / "trials.json").read_text())
-        name = f"grid_search_{dataset}_{run['backbone']}" + (
-            "_paper" if run["protocol"] == "paper" else "")
-        entry = {
-            "backbone": run["backbone"], "protocol": run["protocol"], "name": name,
-            "best_tau": result["best_tau"], "trials": len(result["trials"]),
-            "grid_size": len(result["settings"]["grid"]), "complete": result["complete"],
-            "per_trial_epoch_budget": result["settings"]["epochs"],
-            "total_seconds": result["total_seconds"],
-            "wall_seconds": _wall_seconds(run["grid_dir"], "trainers.grid_search"),
-            "adap_tau_seconds": None if adap is None else adap["seconds"],
-        }
+        adap = _find(rows, run["backbone"], run["protocol"], "adap-tau")
+        entry["adap_tau_seconds"] = None if adap is None else adap["seconds"]
         # Wall time against wall time (both include process start-up) when booked.
-        grid_seconds = entry["wall_seconds"] or result["total_seconds"]
+        grid_seconds = entry["wall_seconds"] or entry["total_seconds"]
         entry["ratio_to_adap_tau"] = _ratio(grid_seconds, adap)
         # The grid-tau row's own run, when the best τ is retrained rather than taken
         # from the best trial: the baseline's full price is the search plus that run.
-        row = _find(rows, run["backbone"], run["protocol"], "grid-tau")
         retrain = None if row is None or "grid_trial" in row else row["seconds"]
         entry["retrain_seconds"] = retrain
         entry["ratio_with_retrain_to_adap_tau"] = (
             None if retrain is None else _ratio(grid_seconds + retrain, adap))
         out.append(entry)
-        _write_grid(name, dataset, run, result, entry)
+        if result is not None:
+            _write_grid(entry["name"], dataset, run, result, entry)
     return out
+
+
+def _grid_entry(dataset: str, run: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """A finished grid search's entry (``trials.json``), before its cost ratios."""
+    return {
+        "backbone": run["backbone"], "protocol": run["protocol"],
+        "name": f"grid_search_{dataset}_{run['backbone']}"
+                + ("_paper" if run["protocol"] == "paper" else ""),
+        "best_tau": result["best_tau"], "trials": len(result["trials"]),
+        "grid_size": len(result["settings"]["grid"]), "complete": result["complete"],
+        "per_trial_epoch_budget": result["settings"]["epochs"],
+        "total_seconds": result["total_seconds"],
+        "wall_seconds": _wall_seconds(run["grid_dir"], "trainers.grid_search"),
+    }
 
 
 def _ratio(seconds: float, adap: dict[str, Any] | None) -> float | None:
