@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     edges = [int(x) for x in args.edges.split(",")]
     runs = [profile_run(run, edges) for run in args.runs]
+    users = [[b["users"] for b in r["buckets"]] for r in runs]
+    if any(u != users[0] for u in users):
+        raise ValueError(f"runs {[str(r) for r in args.runs]} bucket different user sets "
+                         f"({users}): profile runs on different data under separate --name")
     header = ["run", "strategy", "loss form", "2β", "m_u", "τ0", "Spearman(τ_u, count)",
               *(f"τ_u/τ0, {_bucket(b)} ({b['users']} users)" for b in runs[0]["buckets"])]
     rows = [[Path(r["run"]).name, r["settings"]["strategy"], r["settings"]["loss_form"],

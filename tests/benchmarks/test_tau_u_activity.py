@@ -80,3 +80,19 @@ def test_main_on_a_trained_run(tmp_path, monkeypatch):
     assert result["spearman"] == pytest.approx(
         np.corrcoef(_ranks(tau_u[counts > 0]), _ranks(counts[counts > 0]))[0, 1], abs=0.05)
     assert (tmp_path / "results" / "tau_u_activity_tiny.md").exists()
+
+
+def test_runs_on_different_data_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    runs = []
+    for users in (40, 50):
+        run = tmp_path / f"run{users}"
+        assert trainer.main(["--data", f"synthetic:num_users={users},num_items=60",
+                             "--backbone", "mf", "--strategy", "adap-tau", "--epochs", "1",
+                             "--batch-size", "64", "--embedding-dim", "4",
+                             "--negatives", "sampled:8", "--verbose", "0",
+                             "--output", str(run)]) == 0
+        runs.append(str(run))
+    with pytest.raises(ValueError, match="different user sets"):
+        tau_u_activity.main([*runs, "--name", "mixed"])
+    assert not (tmp_path / "results").exists()  # nothing half-written
