@@ -74,21 +74,29 @@ def activity_profile(
     return {"spearman": float(rho), "tau0": float(tau0), "buckets": buckets}
 
 
-def profile_run(run: Path, edges: list[int]) -> dict[str, Any]:
-    """:func:`activity_profile` of one finished run directory."""
+def profile_run(run: Path, edges: list[int],
+                counts: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """:func:`activity_profile` of one finished run directory.
+
+    ``counts`` caches the training counts per user by split (data, seed, protocol,
+    validation fraction), so runs on the same split load their data once.
+    """
     from trainers.train import prepare_data
 
     config = json.loads((run / "config.json").read_text())
     tau_u = np.load(run / "tau_u.npy")
     tau0 = json.loads((run / "metrics.json").read_text())["tau0"]  # with tau_u.npy's τ_u
-    data = prepare_data(config)
-    if tau_u.size != data.num_users:
+    counts = {} if counts is None else counts
+    split = json.dumps([config.get(k) for k in ("data", "seed", "protocol", "valid_fraction")])
+    if split not in counts:
+        counts[split] = prepare_data(config).train_user_counts
+    if tau_u.size != counts[split].size:
         raise ValueError(f"{run / 'tau_u.npy'}: {tau_u.size} users, the run's data has "
-                         f"{data.num_users}")
+                         f"{counts[split].size}")
     keys = ("data", "protocol", "strategy", "loss_form", "negatives", "two_beta", "margin",
             "epochs", "lr")
     return {"run": str(run), "settings": {k: config.get(k) for k in keys},
-            **activity_profile(tau_u, data.train_user_counts, edges, tau0)}
+            **activity_profile(tau_u, counts[split], edges, tau0)}
 
 
 def _bucket(b: dict[str, Any]) -> str:
@@ -103,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="lower bounds of the activity buckets (training rows per user)")
     args = parser.parse_args(argv)
     edges = [int(x) for x in args.edges.split(",")]
-    runs = [profile_run(run, edges) for run in args.runs]
+    counts: dict[str, np.ndarray] = {}
+    runs = [profile_run(run, edges, counts) for run in args.runs]
     users = [[b["users"] for b in r["buckets"]] for r in runs]
     if any(u != users[0] for u in users):
         raise ValueError(f"runs {[str(r) for r in args.runs]} bucket different user sets "
