@@ -9,11 +9,14 @@ are, so ``τ_u`` can end up encoding activity rather than noise. This reads the
 each run's training split from its ``config.json`` (the validation split of the
 honest protocol included) and reports the Spearman rank correlation between
 ``τ_u`` and the user's training count, and the mean ``τ_u / τ0`` per activity
-bucket. Writes ``results/tau_u_activity_<name>.{json,md}``.
+bucket. With ``--test-metrics`` it also rebuilds each run's model (its best
+weights) and reports test Recall@20 / NDCG@20 per activity bucket, so runs
+(Adap-τ against Adap-τ0) can be compared where their τ_u differ. Writes
+``results/tau_u_activity_<name>.{json,md}``.
 
 Usage:
     .venv/bin/python benchmarks/tau_u_activity.py RUN [RUN ...] --name gowalla_mf \\
-        [--edges 0,20,40,80]
+        [--edges 0,20,40,80] [--test-metrics]
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def activity_profile(
         tau0: the run's global τ0 (the reference of the ratios).
 
     Returns:
-        ``spearman`` (over users with at least one training row), ``tau0``,
+        ``spearman`` (over users with at least one training row; None when every
+        τ_u is the same, as under Adap-τ0), ``tau0``,
         and ``buckets``: ``[{"min_count", "max_count", "users", "mean_tau_u",
         "mean_ratio"}]`` with ``mean_ratio`` the bucket's mean ``τ_u`` over τ0
         (users without training rows are left out).
@@ -63,7 +67,9 @@ def activity_profile(
     active = counts > 0
     if not (np.isfinite(tau0) and tau0 > 0):
         raise ValueError(f"tau0 must be a positive number, got {tau0!r}")
-    rho = scipy.stats.spearmanr(tau_u[active], counts[active]).statistic
+    constant = np.ptp(tau_u[active]) == 0 if active.any() else True
+    rho = None if constant else float(
+        scipy.stats.spearmanr(tau_u[active], counts[active]).statistic)
     buckets = []
     for low, high in zip(edges, [*edges[1:], None]):
         inside = active & (counts >= low) & (counts < high if high is not None else True)
@@ -71,15 +77,67 @@ def activity_profile(
         buckets.append({"min_count": int(low), "max_count": None if high is None else high - 1,
                         "users": int(inside.sum()), "mean_tau_u": mean,
                         "mean_ratio": mean / tau0})
-    return {"spearman": float(rho), "tau0": float(tau0), "buckets": buckets}
+    return {"spearman": rho, "tau0": float(tau0), "buckets": buckets}
 
 
-def profile_run(run: Path, edges: list[int],
-                counts: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def bucket_means(
+    values: np.ndarray, users: np.ndarray, counts: np.ndarray, edges: list[int]
+) -> list[dict[str, Any]]:
+    """Mean of a per-user quantity within each activity bucket.
+
+    Args:
+        values: ``[U]`` one value per evaluated user (e.g. test Recall@20).
+        users: ``[U]`` the evaluated users' ids, indices into ``counts``.
+        counts: ``[num_users]`` training interactions per user.
+        edges: the activity buckets' lower bounds, as :func:`activity_profile`.
+
+    Returns:
+        One ``{"users", "mean"}`` per bucket (``mean`` NaN for an empty bucket).
+
+    Example:
+        >>> bucket_means(np.array([1., 0., .5]), np.array([0, 2, 1]),
+        ...              np.array([1, 9, 8]), [0, 5])
+        [{'users': 1, 'mean': 1.0}, {'users': 2, 'mean': 0.25}]
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    users = np.asarray(users).reshape(-1)
+    if values.shape != users.shape:
+        raise ValueError(f"values has {values.size} entries, users {users.size}")
+    if users.size and (users.min() < 0 or users.max() >= len(counts)):
+        raise ValueError(f"user ids must lie in [0, {len(counts)}), got "
+                         f"{users.min()}..{users.max()}")
+    user_counts = np.asarray(counts)[users]
+    out = []
+    for low, high in zip(edges, [*edges[1:], None]):
+        inside = (user_counts >= low) & (user_counts < high if high is not None else True)
+        out.append({"users": int(inside.sum()),
+                    "mean": float(values[inside].mean()) if inside.any() else float("nan")})
+    return out
+
+
+def per_user_test_metrics(run: Path, k: int = 20) -> dict[str, np.ndarray]:
+    """Per-user test metrics of a finished run's best weights: ``users`` ``[U]``,
+    ``recall@k`` and ``ndcg@k`` ``[U]`` (their means are the run's test figures)."""
+    from adaptau_tf.evaluation.metrics import per_user_metrics
+    from trainers.train import evaluators, load_run
+
+    trained = load_run(run)
+    evaluator = evaluators(trained.data, trained.config["protocol"])[1]
+    users, items = trained.model.compute_representations(training=False)
+    evaluated, top = evaluator.evaluate_top_items(users, items)
+    metrics = per_user_metrics(top, evaluator.relevant_items, k)
+    return {"users": evaluated, **{f"{name}@{k}": metrics[f"{name}@{k}"]
+                                   for name in ("recall", "ndcg")}}
+
+
+def profile_run(run: Path, edges: list[int], counts: dict[str, np.ndarray] | None = None,
+                with_test: bool = False) -> dict[str, Any]:
     """:func:`activity_profile` of one finished run directory.
 
     ``counts`` caches the training counts per user by split (data, seed, protocol,
     validation fraction), so runs on the same split load their data once.
+    ``with_test`` adds ``test_users``, ``test_recall@20`` and ``test_ndcg@20`` to
+    every bucket (:func:`per_user_test_metrics`) and the run's overall ``test`` means.
     """
     from trainers.train import prepare_data
 
@@ -95,8 +153,18 @@ def profile_run(run: Path, edges: list[int],
                          f"{counts[split].size}")
     keys = ("data", "protocol", "strategy", "loss_form", "negatives", "two_beta", "margin",
             "epochs", "lr")
-    return {"run": str(run), "settings": {k: config.get(k) for k in keys},
-            **activity_profile(tau_u, counts[split], edges, tau0)}
+    profile = {"run": str(run), "settings": {k: config.get(k) for k in keys},
+               **activity_profile(tau_u, counts[split], edges, tau0)}
+    if with_test:
+        per_user = per_user_test_metrics(run)
+        profile["test"] = {name: float(per_user[name].mean()) for name in per_user
+                           if name != "users"}
+        for name in profile["test"]:
+            means = bucket_means(per_user[name], per_user["users"], counts[split], edges)
+            for bucket, mean in zip(profile["buckets"], means):
+                bucket["test_users"] = mean["users"]
+                bucket[f"test_{name}"] = mean["mean"]
+    return profile
 
 
 def _bucket(b: dict[str, Any]) -> str:
@@ -109,10 +177,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--name", required=True, help="results/tau_u_activity_<name>.*")
     parser.add_argument("--edges", default="0,20,40,80",
                         help="lower bounds of the activity buckets (training rows per user)")
+    parser.add_argument("--test-metrics", action="store_true",
+                        help="also test Recall@20 / NDCG@20 per bucket (rebuilds each model)")
     args = parser.parse_args(argv)
     edges = [int(x) for x in args.edges.split(",")]
     counts: dict[str, np.ndarray] = {}
-    runs = [profile_run(run, edges, counts) for run in args.runs]
+    runs = [profile_run(run, edges, counts, args.test_metrics) for run in args.runs]
     users = [[b["users"] for b in r["buckets"]] for r in runs]
     if any(u != users[0] for u in users):
         raise ValueError(f"runs {[str(r) for r in args.runs]} bucket different user sets "
@@ -120,11 +190,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     header = ["run", "strategy", "loss form", "2β", "m_u", "τ0", "Spearman(τ_u, count)",
               *(f"τ_u/τ0, {_bucket(b)} ({b['users']} users)" for b in runs[0]["buckets"])]
     rows = [[Path(r["run"]).name, r["settings"]["strategy"], r["settings"]["loss_form"],
-             r["settings"]["two_beta"], r["settings"]["margin"], r["tau0"], r["spearman"],
+             r["settings"]["two_beta"], r["settings"]["margin"], r["tau0"],
+             "–" if r["spearman"] is None else r["spearman"],
              *(b["mean_ratio"] for b in r["buckets"])] for r in runs]
-    write_results(f"tau_u_activity_{args.name}", {"runs": runs},
-                  "# Per-user τ_u against user activity (training rows per user)\n\n"
-                  + markdown_table(header, rows))
+    markdown = ("# Per-user τ_u against user activity (training rows per user)\n\n"
+                + markdown_table(header, rows))
+    if args.test_metrics:
+        header = ["run", "strategy", "test Recall@20 / NDCG@20, all", *(
+            f"{_bucket(b)} ({b['test_users']} test users)" for b in runs[0]["buckets"])]
+        rows = [[Path(r["run"]).name, r["settings"]["strategy"],
+                 f"{r['test']['recall@20']:.4f} / {r['test']['ndcg@20']:.4f}",
+                 *(f"{b['test_recall@20']:.4f} / {b['test_ndcg@20']:.4f}"
+                   for b in r["buckets"])] for r in runs]
+        markdown += ("\n\n## Test Recall@20 / NDCG@20 per activity bucket\n\n"
+                     + markdown_table(header, rows))
+    write_results(f"tau_u_activity_{args.name}", {"runs": runs}, markdown)
     return {"runs": runs}
 
 

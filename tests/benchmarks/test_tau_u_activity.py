@@ -46,6 +46,33 @@ def test_hand_cases():
     assert up["buckets"][0]["mean_ratio"] == pytest.approx(1.375)  # mean 0.275 / 0.2
 
 
+def test_constant_tau_u_has_no_correlation():
+    # Adap-τ0: every τ_u is τ0, a rank correlation is undefined (not NaN in JSON).
+    out = tau_u_activity.activity_profile(np.full(4, 0.1), np.array([1, 2, 3, 0]), [0], 0.1)
+    assert out["spearman"] is None
+    assert out["buckets"][0]["mean_ratio"] == pytest.approx(1.0)
+
+
+def test_bucket_means_against_numpy():
+    rng = np.random.default_rng(1)
+    counts = rng.integers(0, 100, 500)
+    users = rng.choice(500, 300, replace=False)
+    values = rng.random(300)
+    out = tau_u_activity.bucket_means(values, users, counts, [0, 10, 50])
+    for bucket, low, high in zip(out, [0, 10, 50], [10, 50, 10**9]):
+        inside = (counts[users] >= low) & (counts[users] < high)
+        assert bucket["users"] == inside.sum()
+        assert bucket["mean"] == pytest.approx(values[inside].mean())
+    # Hand case: user 2 (count 9) and user 1 (count 8) share the upper bucket.
+    hand = tau_u_activity.bucket_means(np.array([1.0, 0.0, 0.5]), np.array([0, 2, 1]),
+                                       np.array([1, 9, 8]), [0, 5, 20])
+    assert [b["users"] for b in hand] == [1, 2, 0]
+    assert [b["mean"] for b in hand[:2]] == [1.0, 0.25]
+    assert np.isnan(hand[2]["mean"])
+    with pytest.raises(ValueError, match=r"user ids must lie in \[0, 3\), got 0..3"):
+        tau_u_activity.bucket_means(np.ones(2), np.array([0, 3]), np.array([1, 2, 3]), [0])
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"tau_u": np.ones(3)}, "3 users, counts 4"),
     ({"edges": [0, 20, 20]}, "strictly increasing"),
@@ -68,7 +95,7 @@ def test_main_on_a_trained_run(tmp_path, monkeypatch):
                          "--batch-size", "128", "--embedding-dim", "8",
                          "--negatives", "sampled:32", "--verbose", "0",
                          "--output", str(run)]) == 0
-    tau_u_activity.main([str(run), "--name", "tiny", "--edges", "0,5"])
+    tau_u_activity.main([str(run), "--name", "tiny", "--edges", "0,5", "--test-metrics"])
     payload = json.loads((tmp_path / "results" / "tau_u_activity_tiny.json").read_text())
     assert {"commit", "machine", "command"} <= set(payload)
     (result,) = payload["runs"]
@@ -79,7 +106,18 @@ def test_main_on_a_trained_run(tmp_path, monkeypatch):
     assert np.ptp(tau_u) > 0  # per-user temperatures, not one value
     assert result["spearman"] == pytest.approx(
         np.corrcoef(_ranks(tau_u[counts > 0]), _ranks(counts[counts > 0]))[0, 1], abs=0.05)
-    assert (tmp_path / "results" / "tau_u_activity_tiny.md").exists()
+    assert "per activity bucket" in (tmp_path / "results" / "tau_u_activity_tiny.md").read_text()
+    # The per-bucket test metrics come from the run's restored best weights: their
+    # user-weighted means are the run's own test figures (metrics.json).
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    for name in ("recall@20", "ndcg@20"):
+        assert result["test"][name] == pytest.approx(test[name], abs=1e-6)
+        users = np.array([b["test_users"] for b in result["buckets"]])
+        means = np.array([b[f"test_{name}"] for b in result["buckets"]])
+        filled = users > 0
+        assert np.isnan(means[~filled]).all() and filled.any()
+        assert (users[filled] * means[filled]).sum() / users.sum() == pytest.approx(
+            test[name], abs=1e-6)
 
 
 def test_runs_on_different_data_are_refused(tmp_path, monkeypatch):
