@@ -52,10 +52,11 @@ def activity_profile(
         τ_u is the same, as under Adap-τ0), ``tau0``,
         and ``buckets``: ``[{"min_count", "max_count", "users", "mean_tau_u",
         "mean_ratio"}]`` with ``mean_ratio`` the bucket's mean ``τ_u`` over τ0
-        (users without training rows are left out).
+        (None for an empty bucket; users without training rows are left out).
 
     Example:
-        >>> activity_profile(np.array([.1, .2]), np.array([1, 5]), [0, 3], 0.1)["spearman"]
+        >>> out = activity_profile(np.array([.1, .2]), np.array([1, 5]), [0, 3], 0.1)
+        >>> round(out["spearman"], 6)
         1.0
     """
     tau_u = np.asarray(tau_u, dtype=np.float64).reshape(-1)
@@ -73,10 +74,10 @@ def activity_profile(
     buckets = []
     for low, high in zip(edges, [*edges[1:], None]):
         inside = active & (counts >= low) & (counts < high if high is not None else True)
-        mean = float(tau_u[inside].mean()) if inside.any() else float("nan")
+        mean = float(tau_u[inside].mean()) if inside.any() else None
         buckets.append({"min_count": int(low), "max_count": None if high is None else high - 1,
                         "users": int(inside.sum()), "mean_tau_u": mean,
-                        "mean_ratio": mean / tau0})
+                        "mean_ratio": None if mean is None else mean / tau0})
     return {"spearman": rho, "tau0": float(tau0), "buckets": buckets}
 
 
@@ -92,7 +93,7 @@ def bucket_means(
         edges: the activity buckets' lower bounds, as :func:`activity_profile`.
 
     Returns:
-        One ``{"users", "mean"}`` per bucket (``mean`` NaN for an empty bucket).
+        One ``{"users", "mean"}`` per bucket (``mean`` None for an empty bucket).
 
     Example:
         >>> bucket_means(np.array([1., 0., .5]), np.array([0, 2, 1]),
@@ -111,13 +112,14 @@ def bucket_means(
     for low, high in zip(edges, [*edges[1:], None]):
         inside = (user_counts >= low) & (user_counts < high if high is not None else True)
         out.append({"users": int(inside.sum()),
-                    "mean": float(values[inside].mean()) if inside.any() else float("nan")})
+                    "mean": float(values[inside].mean()) if inside.any() else None})
     return out
 
 
-def per_user_test_metrics(run: Path, k: int = 20) -> dict[str, np.ndarray]:
+def per_user_test_metrics(run: Path, k: int = 20) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-user test metrics of a finished run's best weights: ``users`` ``[U]``,
-    ``recall@k`` and ``ndcg@k`` ``[U]`` (their means are the run's test figures)."""
+    ``recall@k`` and ``ndcg@k`` ``[U]`` (their means are the run's test figures),
+    and the training counts per user ``[num_users]`` of the run's split."""
     from adaptau_tf.evaluation.metrics import per_user_metrics
     from trainers.train import evaluators, load_run
 
@@ -126,8 +128,9 @@ def per_user_test_metrics(run: Path, k: int = 20) -> dict[str, np.ndarray]:
     users, items = trained.model.compute_representations(training=False)
     evaluated, top = evaluator.evaluate_top_items(users, items)
     metrics = per_user_metrics(top, evaluator.relevant_items, k)
-    return {"users": evaluated, **{f"{name}@{k}": metrics[f"{name}@{k}"]
-                                   for name in ("recall", "ndcg")}}
+    return ({"users": evaluated, **{f"{name}@{k}": metrics[f"{name}@{k}"]
+                                    for name in ("recall", "ndcg")}},
+            trained.data.train_user_counts)
 
 
 def profile_run(run: Path, edges: list[int], counts: dict[str, np.ndarray] | None = None,
@@ -146,6 +149,9 @@ def profile_run(run: Path, edges: list[int], counts: dict[str, np.ndarray] | Non
     tau0 = json.loads((run / "metrics.json").read_text())["tau0"]  # with tau_u.npy's τ_u
     counts = {} if counts is None else counts
     split = json.dumps([config.get(k) for k in ("data", "seed", "protocol", "valid_fraction")])
+    per_user = None
+    if with_test:  # loads the run's data: its counts fill the cache
+        per_user, counts[split] = per_user_test_metrics(run)
     if split not in counts:
         counts[split] = prepare_data(config).train_user_counts
     if tau_u.size != counts[split].size:
@@ -155,8 +161,7 @@ def profile_run(run: Path, edges: list[int], counts: dict[str, np.ndarray] | Non
             "epochs", "lr")
     profile = {"run": str(run), "settings": {k: config.get(k) for k in keys},
                **activity_profile(tau_u, counts[split], edges, tau0)}
-    if with_test:
-        per_user = per_user_test_metrics(run)
+    if per_user is not None:
         profile["test"] = {name: float(per_user[name].mean()) for name in per_user
                            if name != "users"}
         for name in profile["test"]:
@@ -165,6 +170,10 @@ def profile_run(run: Path, edges: list[int], counts: dict[str, np.ndarray] | Non
                 bucket["test_users"] = mean["users"]
                 bucket[f"test_{name}"] = mean["mean"]
     return profile
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def _bucket(b: dict[str, Any]) -> str:
@@ -192,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = [[Path(r["run"]).name, r["settings"]["strategy"], r["settings"]["loss_form"],
              r["settings"]["two_beta"], r["settings"]["margin"], r["tau0"],
              "–" if r["spearman"] is None else r["spearman"],
-             *(b["mean_ratio"] for b in r["buckets"])] for r in runs]
+             *(_fmt(b["mean_ratio"]) for b in r["buckets"])] for r in runs]
     markdown = ("# Per-user τ_u against user activity (training rows per user)\n\n"
                 + markdown_table(header, rows))
     if args.test_metrics:
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{_bucket(b)} ({b['test_users']} test users)" for b in runs[0]["buckets"])]
         rows = [[Path(r["run"]).name, r["settings"]["strategy"],
                  f"{r['test']['recall@20']:.4f} / {r['test']['ndcg@20']:.4f}",
-                 *(f"{b['test_recall@20']:.4f} / {b['test_ndcg@20']:.4f}"
+                 *(f"{_fmt(b['test_recall@20'])} / {_fmt(b['test_ndcg@20'])}"
                    for b in r["buckets"])] for r in runs]
         markdown += ("\n\n## Test Recall@20 / NDCG@20 per activity bucket\n\n"
                      + markdown_table(header, rows))
