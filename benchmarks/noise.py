@@ -227,10 +227,7 @@ def group_test_metrics(run_dir: Path, user_groups: np.ndarray) -> list[dict[str,
     from adaptau_tf.evaluation import per_user_metrics
     from trainers import train as trainer
 
-    run = trainer.load_run(run_dir)
-    evaluator = trainer.evaluators(run.data, run.config["protocol"])[1]
-    users, items = run.model.compute_representations(training=False)
-    ids, top = evaluator.evaluate_top_items(users, items)
+    evaluator, ids, top = trainer.load_run(run_dir).test_rankings()
     metrics = per_user_metrics(top, evaluator.relevant_items, 20)
     out = []
     for g in range(int(user_groups.max()) + 1):

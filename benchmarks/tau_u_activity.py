@@ -71,13 +71,11 @@ def activity_profile(
     constant = np.ptp(tau_u[active]) == 0 if active.any() else True
     rho = None if constant else float(
         scipy.stats.spearmanr(tau_u[active], counts[active]).statistic)
-    buckets = []
-    for low, high in zip(edges, [*edges[1:], None]):
-        inside = active & (counts >= low) & (counts < high if high is not None else True)
-        mean = float(tau_u[inside].mean()) if inside.any() else None
-        buckets.append({"min_count": int(low), "max_count": None if high is None else high - 1,
-                        "users": int(inside.sum()), "mean_tau_u": mean,
-                        "mean_ratio": None if mean is None else mean / tau0})
+    means = bucket_means(tau_u[active], np.flatnonzero(active), counts, edges)
+    buckets = [{"min_count": int(low), "max_count": None if high is None else high - 1,
+                "users": m["users"], "mean_tau_u": m["mean"],
+                "mean_ratio": None if m["mean"] is None else m["mean"] / tau0}
+               for low, high, m in zip(edges, [*edges[1:], None], means)]
     return {"spearman": rho, "tau0": float(tau0), "buckets": buckets}
 
 
@@ -116,56 +114,50 @@ def bucket_means(
     return out
 
 
-def per_user_test_metrics(run: Path, k: int = 20) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per-user test metrics of a finished run's best weights: ``users`` ``[U]``,
-    ``recall@k`` and ``ndcg@k`` ``[U]`` (their means are the run's test figures),
-    and the training counts per user ``[num_users]`` of the run's split."""
+def per_user_test_metrics(run: Any, k: int = 20) -> dict[str, np.ndarray]:
+    """Per-user test metrics of a rebuilt run (``trainers.train.TrainedRun``):
+    ``users`` ``[U]``, ``recall@k`` and ``ndcg@k`` ``[U]`` (their means are the
+    run's test figures)."""
     from adaptau_tf.evaluation.metrics import per_user_metrics
-    from trainers.train import evaluators, load_run
 
-    trained = load_run(run)
-    evaluator = evaluators(trained.data, trained.config["protocol"])[1]
-    users, items = trained.model.compute_representations(training=False)
-    evaluated, top = evaluator.evaluate_top_items(users, items)
+    evaluator, users, top = run.test_rankings()
     metrics = per_user_metrics(top, evaluator.relevant_items, k)
-    return ({"users": evaluated, **{f"{name}@{k}": metrics[f"{name}@{k}"]
-                                    for name in ("recall", "ndcg")}},
-            trained.data.train_user_counts)
+    return {"users": users, **{f"{name}@{k}": metrics[f"{name}@{k}"]
+                               for name in ("recall", "ndcg")}}
 
 
-def profile_run(run: Path, edges: list[int], counts: dict[str, np.ndarray] | None = None,
+def profile_run(run: Path, edges: list[int], datasets: dict[str, Any] | None = None,
                 with_test: bool = False) -> dict[str, Any]:
     """:func:`activity_profile` of one finished run directory.
 
-    ``counts`` caches the training counts per user by split (data, seed, protocol,
+    ``datasets`` caches the prepared data by split (data, seed, protocol,
     validation fraction), so runs on the same split load their data once.
     ``with_test`` adds ``test_users``, ``test_recall@20`` and ``test_ndcg@20`` to
     every bucket (:func:`per_user_test_metrics`) and the run's overall ``test`` means.
     """
-    from trainers.train import prepare_data
+    from trainers.train import load_run, prepare_data
 
     config = json.loads((run / "config.json").read_text())
     tau_u = np.load(run / "tau_u.npy")
     tau0 = json.loads((run / "metrics.json").read_text())["tau0"]  # with tau_u.npy's τ_u
-    counts = {} if counts is None else counts
+    datasets = {} if datasets is None else datasets
     split = json.dumps([config.get(k) for k in ("data", "seed", "protocol", "valid_fraction")])
-    per_user = None
-    if with_test:  # loads the run's data: its counts fill the cache
-        per_user, counts[split] = per_user_test_metrics(run)
-    if split not in counts:
-        counts[split] = prepare_data(config).train_user_counts
-    if tau_u.size != counts[split].size:
+    if split not in datasets:
+        datasets[split] = prepare_data(config)
+    counts = datasets[split].train_user_counts
+    if tau_u.size != counts.size:
         raise ValueError(f"{run / 'tau_u.npy'}: {tau_u.size} users, the run's data has "
-                         f"{counts[split].size}")
+                         f"{counts.size}")
     keys = ("data", "protocol", "strategy", "loss_form", "negatives", "two_beta", "margin",
             "epochs", "lr")
     profile = {"run": str(run), "settings": {k: config.get(k) for k in keys},
-               **activity_profile(tau_u, counts[split], edges, tau0)}
-    if per_user is not None:
+               **activity_profile(tau_u, counts, edges, tau0)}
+    if with_test:
+        per_user = per_user_test_metrics(load_run(run, datasets[split]))
         profile["test"] = {name: float(per_user[name].mean()) for name in per_user
                            if name != "users"}
         for name in profile["test"]:
-            means = bucket_means(per_user[name], per_user["users"], counts[split], edges)
+            means = bucket_means(per_user[name], per_user["users"], counts, edges)
             for bucket, mean in zip(profile["buckets"], means):
                 bucket["test_users"] = mean["users"]
                 bucket[f"test_{name}"] = mean["mean"]
@@ -190,8 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="also test Recall@20 / NDCG@20 per bucket (rebuilds each model)")
     args = parser.parse_args(argv)
     edges = [int(x) for x in args.edges.split(",")]
-    counts: dict[str, np.ndarray] = {}
-    runs = [profile_run(run, edges, counts, args.test_metrics) for run in args.runs]
+    datasets: dict[str, Any] = {}
+    runs = [profile_run(run, edges, datasets, args.test_metrics) for run in args.runs]
     users = [[b["users"] for b in r["buckets"]] for r in runs]
     if any(u != users[0] for u in users):
         raise ValueError(f"runs {[str(r) for r in args.runs]} bucket different user sets "

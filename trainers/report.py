@@ -94,9 +94,7 @@ def summarize_run(directory: Path, label: str, num_groups: int = 10, k: int = 20
     if not metrics_path.exists():
         raise FileNotFoundError(f"{metrics_path} not found: {directory} is not a finished run")
     run = trainer.load_run(directory)
-    evaluator = trainer.evaluators(run.data, run.config["protocol"])[1]
-    users, items = run.model.compute_representations(training=False)
-    _, top = evaluator.evaluate_top_items(users, items)
+    evaluator, _, top = run.test_rankings()
     counts = run.data.train_item_counts
     item_groups = popularity_groups(counts, num_groups)
     split = group_metrics(top, evaluator.relevant_items, item_groups, k, num_groups)

@@ -124,6 +124,13 @@ class TrainedRun:
     data: InteractionData
     config: dict[str, Any]
 
+    def test_rankings(self) -> tuple[RankingEvaluator, np.ndarray, np.ndarray]:
+        """``(test evaluator, user ids [U], top items [U, Kmax])`` of the restored model."""
+        evaluator = evaluators(self.data, self.config["protocol"])[1]
+        users, items = self.model.compute_representations(training=False)
+        ids, top = evaluator.evaluate_top_items(users, items)
+        return evaluator, ids, top
+
 
 def _margin(text: str) -> str | float:
     if text == "mean":
@@ -353,8 +360,12 @@ def format_metrics_table(metrics: dict[str, float], title: str = "metrics") -> s
     return "\n".join(lines)
 
 
-def load_run(output_dir: str | os.PathLike[str]) -> TrainedRun:
+def load_run(output_dir: str | os.PathLike[str],
+             data: InteractionData | None = None) -> TrainedRun:
     """Rebuilds a finished run: data with its split, model with its best weights.
+
+    ``data``: the run's split, already built by :func:`prepare_data` (runs on one
+    split can share it); built from ``config.json`` when None.
 
     Example:
         >>> run = load_run("runs/quickstart")
@@ -367,7 +378,13 @@ def load_run(output_dir: str | os.PathLike[str]) -> TrainedRun:
     if not (output / "weights").exists():
         raise FileNotFoundError(f"{output / 'weights'} not found: the run has not finished")
     config = json.loads(config_path.read_text())
-    data = prepare_data(config)
+    if data is None:
+        data = prepare_data(config)
+    elif (data.num_users, data.num_items, len(data.train)) != (
+            config["num_users"], config["num_items"], config["num_train"]):
+        raise ValueError(f"{config_path}: the data passed has {data.num_users} users, "
+                         f"{data.num_items} items, {len(data.train)} training rows; the run "
+                         f"had {config['num_users']}, {config['num_items']}, {config['num_train']}")
     model = make_model(config, data)
     model.load_weights(str(output / "weights" / "model")).expect_partial()
     return TrainedRun(model=model, data=data, config=config)

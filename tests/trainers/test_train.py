@@ -64,6 +64,16 @@ def test_train_writes_outputs_and_load_run_rebuilds_model(tmp_path):
     assert again["recall@20"] == pytest.approx(metrics["test_recall@20"], abs=1e-9)
     assert 1 / float(loaded.model.task.inverse_temperature.numpy()) == pytest.approx(
         metrics["tau0"], rel=1e-6)
+    # Prepared data can be passed in (runs on one split share it); the wrong split is refused.
+    shared = trainer.load_run(run, trainer.prepare_data(config))
+    evaluator, ids, top = shared.test_rankings()
+    assert ids.shape[0] == top.shape[0] == evaluator.num_users
+    assert trainer.evaluators(shared.data, "honest")[1].evaluate(
+        *shared.model.compute_representations())["recall@20"] == pytest.approx(
+        metrics["test_recall@20"], abs=1e-9)
+    other = trainer.prepare_data({**config, "protocol": "paper"})  # no validation split
+    with pytest.raises(ValueError, match="training rows; the run had"):
+        trainer.load_run(run, other)
 
 
 def test_eval_every_two_keeps_the_metrics_in_history_csv(tmp_path):
