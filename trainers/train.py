@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write groups.csv: per epoch and item popularity group (10 groups of "
                         "equal training interactions), mean raw embedding norm and validation "
                         "Recall/NDCG@20")
+    p.add_argument("--init-from", default=None,
+                   help="warm start: the user and item embeddings of a finished run's best "
+                        "weights (same data and split); τ state and optimizer start fresh")
     p.add_argument("--output", required=True, help="run directory")
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
     return p
@@ -150,6 +153,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if kind == "lightgcn" and rest:
         config["data"] = f"lightgcn:{Path(rest).resolve()}"
     config["output"] = str(Path(args.output).resolve())
+    if args.init_from:
+        config["init_from"] = str(Path(args.init_from).resolve())
     return config
 
 
@@ -267,6 +272,8 @@ def _train(
 
     with strategy.scope():
         model = make_model(config, data)
+        if config["init_from"]:  # before BackupAndRestore, which wins when resuming
+            warm_start(model, load_run(config["init_from"], data).model)
     monitor_eval, test_eval = evaluators(data, args.protocol)
     prefix = "val_" if monitor_eval is not test_eval else "test_"
     callbacks: list[tf.keras.callbacks.Callback] = [
@@ -337,6 +344,16 @@ def _save_array(path: Path, array: np.ndarray) -> None:
     np.save(tmp, array)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def warm_start(model: RetrievalModel, source: RetrievalModel) -> None:
+    """Copies ``source``'s user ``[n, d]`` and item ``[m, d]`` embedding tables into ``model``."""
+    for name in ("user_embedding", "item_embedding"):
+        target, origin = getattr(model, name).embeddings, getattr(source, name).embeddings
+        if target.shape != origin.shape:
+            raise ValueError(f"--init-from: {name} has shape {origin.shape} in the source "
+                             f"run, {target.shape} here")
+        target.assign(origin)
 
 
 def _epochs_run(history_csv: Path, fallback: int) -> int:
