@@ -28,7 +28,9 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6",
+                 # benchmarks/reference_jax.py (tests check it against the package)
+                 "jax[cpu]==0.10.2"],
     },
     entry_points={
         "console_scripts": [
