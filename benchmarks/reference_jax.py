@@ -100,6 +100,11 @@ def user_temperatures(tau0: float, loss: np.ndarray, has: np.ndarray, margin: st
     return tau
 
 
+def _unit_rows(x: jax.Array) -> jax.Array:
+    """Rows scaled to unit L2 norm (``[rows, d]``)."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def make_step(args: argparse.Namespace, m: int):
     """The jitted training step (loss, gradients, Adam, per-user loss sums)."""
     b1, b2, eps = 0.9, 0.999, 1e-7
@@ -111,8 +116,7 @@ def make_step(args: argparse.Namespace, m: int):
         if args.dropout > 0:
             keep = jax.random.bernoulli(k_drop, 1.0 - args.dropout, u_raw.shape)
             u_in = jnp.where(keep, u_raw / (1.0 - args.dropout), 0.0)
-        u = u_in / jnp.maximum(jnp.linalg.norm(u_in, axis=-1, keepdims=True), 1e-12)
-        it = i_tab / jnp.maximum(jnp.linalg.norm(i_tab, axis=-1, keepdims=True), 1e-12)
+        u, it = _unit_rows(u_in), _unit_rows(i_tab)
         batch = users.shape[0]
         if args.draws == 0:
             neg_ids = jax.random.randint(k_neg, (batch, args.negatives), 0, m)
@@ -172,20 +176,20 @@ class Evaluator:
     def __init__(self, users: np.ndarray, items: np.ndarray, tests: list[np.ndarray], n: int,
                  m: int, chunk: int = 2048) -> None:
         self.test_users = np.asarray([u for u in range(n) if tests[u].size], np.int64)
-        row_of = np.full(n, -1, np.int64)
-        row_of[self.test_users] = np.arange(len(self.test_users))
-        train = np.zeros((len(self.test_users), m), bool)
-        keep = row_of[users] >= 0
-        train[row_of[users[keep]], items[keep]] = True
-        test = np.zeros_like(train)
-        for r, u in enumerate(self.test_users):
-            test[r, tests[u]] = True
         self.chunk = chunk
         pad = (-len(self.test_users)) % chunk
         self.users_padded = np.concatenate([self.test_users, np.zeros(pad, np.int64)])
+        rows = len(self.users_padded)  # padded rows: no test items, never counted
+        row_of = np.full(n, -1, np.int64)
+        row_of[self.test_users] = np.arange(len(self.test_users))
+        train = np.zeros((rows, m), bool)
+        keep = row_of[users] >= 0
+        train[row_of[users[keep]], items[keep]] = True
+        test = np.zeros((rows, m), bool)
+        for r, u in enumerate(self.test_users):
+            test[r, tests[u]] = True
         ntest = np.asarray([tests[u].size for u in self.test_users] + [0] * pad, np.int32)
-        self.train = jnp.asarray(np.concatenate([train, np.zeros((pad, m), bool)]))
-        self.test = jnp.asarray(np.concatenate([test, np.zeros((pad, m), bool)]))
+        self.train, self.test = jnp.asarray(train), jnp.asarray(test)
         self.ntest = jnp.asarray(ntest)
 
     def __call__(self, un: jax.Array, itn: jax.Array) -> tuple[float, float]:
@@ -200,9 +204,7 @@ class Evaluator:
 
 def normalised(params: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """L2-normalised ``([n, d] users, [m, d] items)`` (no dropout)."""
-    def norm(x):
-        return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-    return norm(params["user"]), norm(params["item"])
+    return _unit_rows(params["user"]), _unit_rows(params["item"])
 
 
 def summarize(epochs: list[dict[str, Any]], patience: int) -> dict[str, Any]:

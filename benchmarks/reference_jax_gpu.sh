@@ -7,6 +7,7 @@
 # ref_*:  the reference code's recipe (paper-mf-gowalla: lr 1e-4, W = 100, 1024 negatives
 #         per row, dropout 0.1, reference form, 2β 0.25, m_u the 0.9 quantile), 300 epochs;
 #         ref_at_late turns τ_u on only after the warm-up.
+# EXTRA: flags appended to every run (a CPU smoke: EXTRA="--max-users 150 --epochs 2").
 set -u
 data=$1 out=$2 deadline=${3:-430}
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.reporting import RESULTS, markdown_table, write_results  # noqa: E402
+from trainers.presets import PRESETS  # noqa: E402
 
 RUNS = RESULTS / "reference_jax_gowalla_mf"
 # ALGORITHM.md §6, Gowalla MF (Recall@20, NDCG@20); a fixed τ stands for the grid search.
@@ -78,11 +80,17 @@ def run_row(name: str, config: dict[str, Any], epochs: list[dict[str, Any]],
 
 
 def package_rows() -> dict[tuple[str, str], dict[str, Any]]:
-    """The package's Gowalla MF paper-protocol rows, by (strategy, loss form)."""
+    """The package's Gowalla MF paper-protocol rows, by (strategy, loss form): the
+    form from each row's settings string, else its preset's."""
     table = json.loads((RESULTS / "table3_gowalla.json").read_text())
-    forms = {"adap-tau0": "reference", "adap-tau": "reference", "grid-tau": "reference"}
-    return {(r["strategy"], forms.get(r["strategy"], "paper")): r for r in table["rows"]
-            if r["backbone"] == "mf" and r["protocol"] == "paper"}
+    out = {}
+    for r in table["rows"]:
+        if r["backbone"] != "mf" or r["protocol"] != "paper":
+            continue
+        found = re.search(r"\bloss_form=(\w+)", table["settings"][f"mf/paper/{r['strategy']}"])
+        form = found.group(1) if found else PRESETS[r["preset"]].values["loss_form"]
+        out[(r["strategy"], form)] = r
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
