@@ -29,7 +29,10 @@ from typing import Any
 # budget (an interrupted run may resume with another one, a finished one may be
 # extended: ``extend_finished_run``); track_groups too: runs started before the
 # flag existed have no such key.
-RESUMABLE_DIFFERENCES = frozenset({"verbose", "output", "tensorboard", "track_groups", "epochs"})
+# jit_compile changes how a step runs (XLA or not), not what it computes.
+RESUMABLE_DIFFERENCES = frozenset(
+    {"verbose", "output", "tensorboard", "track_groups", "epochs", "jit_compile"}
+)
 
 
 def config_differences(output: Path, config: dict[str, Any]) -> list[str]:

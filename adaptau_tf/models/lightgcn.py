@@ -36,6 +36,9 @@ class LightGCN(RetrievalModel):
         ...                  num_negatives=None)
     """
 
+    # tf.sparse.sparse_dense_matmul (the propagation) has no XLA kernel.
+    supports_jit = False
+
     def __init__(
         self,
         num_users: int,

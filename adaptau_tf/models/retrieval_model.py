@@ -58,6 +58,9 @@ class RetrievalModel(tfrs.Model):
         **kwargs: passed to ``tfrs.Model``.
     """
 
+    # Whether the train step compiles with XLA (``compile(jit_compile=True)``).
+    supports_jit: bool = True
+
     def __init__(
         self,
         num_users: int,
@@ -151,11 +154,18 @@ class RetrievalModel(tfrs.Model):
         user_ids, item_ids = _unpack(inputs)
         users, items = self.propagate(training=training)
         query = self._head(self.user_dropout(tf.gather(users, user_ids), training=training))
-        positives = self._head(tf.gather(items, item_ids))
+        item_head = self._head
+        if self.dense_item_gradient:
+            # Normalise the [m, d] table once and gather from it: the same vectors
+            # as normalising the G·M >= m gathered rows, at a fraction of the
+            # cost, and the table's gradient arrives dense instead of as
+            # IndexedSlices of G·M rows that Adam would have to deduplicate.
+            items, item_head = self._head(items), tf.identity
+        positives = item_head(tf.gather(items, item_ids))
         negative_ids = negatives = None
         if self.num_negatives is not None:
             negative_ids = self.sample_negatives()
-            negatives = self._head(tf.gather(items, negative_ids))
+            negatives = item_head(tf.gather(items, negative_ids))
         loss = self.task(
             query,
             positives,
@@ -169,6 +179,22 @@ class RetrievalModel(tfrs.Model):
         if self.l2 > 0:
             loss += self._l2_penalty(user_ids, item_ids, negative_ids)
         return loss
+
+    @property
+    def dense_item_gradient(self) -> bool:
+        """Whether a step's sampled negatives cover the catalogue (``G·M >= m``).
+
+        Then :meth:`compute_loss` normalises the whole item table once and the
+        L2 term counts each item's draws, instead of normalising and squaring
+        ``G·M`` gathered rows: the same loss and gradient, and the item table's
+        gradient is one dense ``[m, d]`` tensor. With the reference code's
+        per-row draws (``G = B = 2048``, ``M = 1024``) on Gowalla's 41k items
+        that is the difference between gathering, normalising and
+        deduplicating 2M rows per step and handling 41k.
+        """
+        if self.num_negatives is None:
+            return False
+        return self.num_negatives * self.negative_groups >= self.num_items
 
     def sample_negatives(self) -> tf.Tensor:
         """Item ids drawn uniformly: ``[M]`` (one draw) or ``[G, M]`` (G draws).
@@ -196,16 +222,32 @@ class RetrievalModel(tfrs.Model):
     ) -> tf.Tensor:
         user_table = self.user_embedding.embeddings
         item_table = self.item_embedding.embeddings
-        rows = tf.reduce_sum(tf.square(tf.gather(user_table, user_ids)), axis=-1)
-        rows += tf.reduce_sum(tf.square(tf.gather(item_table, item_ids)), axis=-1)
+        user_rows = tf.reduce_sum(tf.square(tf.gather(user_table, user_ids)), axis=-1)
+        rows = global_batch_size(tf.shape(user_rows)[0])
+        groups = float(self.negative_groups * _num_replicas())
+        if self.dense_item_gradient:
+            # Σ_b ‖e_{i_b}‖² / B + Σ_{g,j} ‖e_{ids[g,j]}‖² / G as one [m] pass: each
+            # item's squared norm weighted by its rows and draws (a dense gradient).
+            weights = (self._item_counts(item_ids) / tf.cast(rows, item_table.dtype)
+                       + self._item_counts(negative_ids) / groups)
+            item_term = tf.reduce_sum(weights * tf.reduce_sum(tf.square(item_table), axis=-1))
+            return 0.5 * self.l2 * (
+                tf.nn.compute_average_loss(user_rows, global_batch_size=rows) + item_term
+            )
+        item_rows = tf.reduce_sum(tf.square(tf.gather(item_table, item_ids)), axis=-1)
         penalty = tf.nn.compute_average_loss(
-            0.5 * self.l2 * rows, global_batch_size=global_batch_size(tf.shape(rows)[0])
+            0.5 * self.l2 * (user_rows + item_rows), global_batch_size=rows
         )
         if negative_ids is not None:
             shared = tf.reduce_sum(tf.square(tf.gather(item_table, negative_ids)))
-            groups = float(self.negative_groups * _num_replicas())
             penalty += 0.5 * self.l2 * shared / groups
         return penalty
+
+    def _item_counts(self, ids: tf.Tensor) -> tf.Tensor:
+        """``[m]`` occurrences of each item id in ``ids`` (any shape)."""
+        flat = tf.reshape(ids, [-1])
+        ones = tf.ones_like(flat, self.item_embedding.embeddings.dtype)
+        return tf.math.unsorted_segment_sum(ones, flat, self.num_items)
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -168,3 +168,53 @@ def test_save_and_load_keeps_tau_variables_in_fresh_process(data, tmp_path):
     np.testing.assert_allclose(loaded["user_loss_sum"], expected["user_loss_sum"], rtol=1e-6)
     assert np.sum(expected["user_loss_sum"]) > 0
     np.testing.assert_allclose(loaded["users"], expected["users"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["mf", "lightgcn"])
+def test_dense_item_gradient_path_matches_gathering_the_draws(data, backbone, monkeypatch):
+    # 16 x 4 draws >= 40 items: the table is normalised once and the L2 term counts
+    # draws; forcing the per-row path must give the same loss and gradients.
+    model = build_model(backbone, data, strategy="adap-tau", negatives="sampled:16x4", l2=0.5,
+                        loss_form="reference", embedding_dim=8, seed=0)
+    assert model.dense_item_gradient
+    batch = (tf.constant([0, 1, 2, 5, 7, 9, 9, 3]), tf.constant([3, 4, 5, 6, 1, 2, 2, 0]))
+
+    def loss_and_gradients():
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        return float(loss), grads
+
+    dense_loss, dense_grads = loss_and_gradients()
+    monkeypatch.setattr(type(model), "dense_item_gradient", property(lambda self: False))
+    gathered_loss, gathered_grads = loss_and_gradients()
+    assert dense_loss == pytest.approx(gathered_loss, rel=1e-6)
+    item_index = next(k for k, v in enumerate(model.trainable_variables)
+                      if v is model.item_embedding.embeddings)
+    if backbone == "mf":  # LightGCN's propagation densifies both
+        assert isinstance(gathered_grads[item_index], tf.IndexedSlices)
+        assert isinstance(dense_grads[item_index], tf.Tensor)
+    for a, b in zip(dense_grads, gathered_grads):
+        np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b),
+                                   rtol=1e-5, atol=1e-7)
+
+
+def test_dense_item_gradient_only_when_draws_cover_the_catalogue(data):
+    for spec, expected in (("sampled:16", False), ("sampled:16x2", False),
+                           ("sampled:20x2", True), ("in-batch", False)):
+        model = build_model("mf", data, negatives=spec, embedding_dim=4, seed=0)
+        assert model.dense_item_gradient is expected, spec
+
+
+def test_xla_train_step_matches_the_graph_step(data):
+    weights = []
+    for jit in (False, True):
+        model = build_model("mf", data, strategy="adap-tau", negatives="sampled:16x8",
+                            loss_form="reference", message_dropout=0.0, l2=1e-3,
+                            embedding_dim=8, seed=0)
+        model.compile(optimizer=tf.keras.optimizers.Adam(0.01), jit_compile=jit)
+        model.fit(data.train_dataset(32, seed=0), epochs=2, verbose=0)
+        weights.append([v.numpy() for v in model.weights])
+    assert len(weights[0]) == len(weights[1])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
