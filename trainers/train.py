@@ -20,7 +20,6 @@ and rerunning it with a larger ``--epochs`` extends a finished run
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -36,13 +35,11 @@ import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow)
 # isort: split
 
 import numpy as np
-import scipy.sparse as sp
 import tensorflow as tf
 
 from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature, CSVHistory
-from adaptau_tf.data import InteractionData, load_data
-from adaptau_tf.evaluation import RankingEvaluation, RankingEvaluator
-from adaptau_tf.models import BACKBONES, RetrievalModel, build_model
+from adaptau_tf.evaluation import RankingEvaluation
+from adaptau_tf.models import BACKBONES, RetrievalModel
 from adaptau_tf.tasks import LOSS_FORMS
 from adaptau_tf.temperature import STRATEGY_KEYS
 from trainers.analysis import analysis_callbacks
@@ -56,6 +53,19 @@ from trainers.distribute import (
 )
 from trainers.presets import PRESETS, PresetArgumentParser, preset_help
 from trainers.resume import check_resume, extend_finished_run
+from trainers.runs import (
+    TrainedRun,
+    evaluators,
+    load_run,
+    make_model,
+    prepare_data,
+    use_jit,
+    warm_start,
+)
+
+# Re-exported: callers and older scripts import these from here.
+__all__ = ["TrainedRun", "build_parser", "evaluators", "format_metrics_table", "load_run",
+           "main", "make_model", "prepare_data", "train", "use_jit", "warm_start"]
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
 JIT_CHOICES: tuple[str, ...] = ("auto", "on", "off")
@@ -111,33 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights (same data and split); τ state and optimizer start fresh")
     p.add_argument("--jit-compile", choices=JIT_CHOICES, default="auto",
                    help="XLA-compile the train step: auto (on when a step's negatives "
-                        "cover the catalogue, G*M >= items, without --distribute: 9x faster "
+                        "cover the catalogue, G*M >= items, without --distribute: 7.7x faster "
                         "for per-row draws, benchmarks/results/step_time.md) | on | off")
     p.add_argument("--output", required=True, help="run directory")
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
     return p
-
-
-@dataclasses.dataclass
-class TrainedRun:
-    """A finished run rebuilt from its directory.
-
-    Attributes:
-        model: the retrieval model with the run's best weights loaded.
-        data: the interaction data with the run's validation split.
-        config: the run's ``config.json``.
-    """
-
-    model: RetrievalModel
-    data: InteractionData
-    config: dict[str, Any]
-
-    def test_rankings(self) -> tuple[RankingEvaluator, np.ndarray, np.ndarray]:
-        """``(test evaluator, user ids [U], top items [U, Kmax])`` of the restored model."""
-        evaluator = evaluators(self.data, self.config["protocol"])[1]
-        users, items = self.model.compute_representations(training=False)
-        ids, top = evaluator.evaluate_top_items(users, items)
-        return evaluator, ids, top
 
 
 def _margin(text: str) -> str | float:
@@ -161,73 +149,6 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.init_from:
         config["init_from"] = str(Path(args.init_from).resolve())
     return config
-
-
-def prepare_data(config: dict[str, Any]) -> InteractionData:
-    """Loads the run's data and carves its validation split (honest protocol)."""
-    data = load_data(config["data"], seed=config["seed"])
-    if config["protocol"] == "honest" and config["valid_fraction"] > 0:
-        data = data.with_validation_split(config["valid_fraction"], seed=config["seed"])
-    return data
-
-
-def make_model(config: dict[str, Any], data: InteractionData) -> RetrievalModel:
-    """Builds and compiles the run's model."""
-    model = build_model(
-        config["backbone"],
-        data,
-        strategy=config["strategy"],
-        temperature=config["tau"],
-        loss_form=config["loss_form"],
-        negatives=config["negatives"],
-        embedding_dim=config["embedding_dim"],
-        l2=config["l2"],
-        message_dropout=config["dropout"],
-        seed=config["seed"],
-    )
-    model.compile(optimizer=tf.keras.optimizers.Adam(config["lr"]),
-                  jit_compile=use_jit(config, model))
-    return model
-
-
-def use_jit(config: dict[str, Any], model: RetrievalModel) -> bool:
-    """Whether ``--jit-compile`` (``auto`` for configs written before it) means XLA.
-
-    ``auto``: on for a single-device step whose negatives cover the catalogue
-    (``model.dense_item_gradient``), where XLA fuses the gather, normalisation
-    and loss; off otherwise (with sparse item gradients XLA is slower) and for
-    models without an XLA step (``supports_jit``: not LightGCN).
-
-    Raises:
-        ValueError: ``on`` for a model without an XLA step.
-    """
-    choice = config.get("jit_compile", "auto")
-    if choice == "on" and not model.supports_jit:
-        raise ValueError(f"--jit-compile on: {type(model).__name__} has no XLA train step "
-                         "(its sparse graph propagation has no XLA kernel); use auto or off")
-    if choice == "auto":
-        return (model.supports_jit and model.dense_item_gradient
-                and config.get("distribute", "none") == "none")
-    return choice == "on"
-
-
-def _union(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
-    merged = (a + b).tocsr()
-    merged.data[:] = 1.0
-    return merged
-
-
-def evaluators(data: InteractionData, protocol: str) -> tuple[RankingEvaluator, RankingEvaluator]:
-    """``(monitor, test)`` evaluators: the monitored split and the final test.
-
-    Honest: validation targets with training items masked, and test with
-    train + validation masked. Paper: both are the test split (the reference
-    code's protocol), clearly not an unbiased estimate.
-    """
-    test = RankingEvaluator(_union(data.train_csr, data.valid_csr), data.test_csr)
-    if protocol == "paper" or len(data.valid) == 0:
-        return test, test
-    return RankingEvaluator(data.train_csr, data.valid_csr), test
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -373,16 +294,6 @@ def _save_array(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def warm_start(model: RetrievalModel, source: RetrievalModel) -> None:
-    """Copies ``source``'s user ``[n, d]`` and item ``[m, d]`` embedding tables into ``model``."""
-    for name in ("user_embedding", "item_embedding"):
-        target, origin = getattr(model, name).embeddings, getattr(source, name).embeddings
-        if target.shape != origin.shape:
-            raise ValueError(f"--init-from: {name} has shape {origin.shape} in the source "
-                             f"run, {target.shape} here")
-        target.assign(origin)
-
-
 def _epochs_run(history_csv: Path, fallback: int) -> int:
     """Epochs recorded in ``history.csv`` (covers runs resumed across processes)."""
     if not history_csv.exists():
@@ -402,36 +313,6 @@ def format_metrics_table(metrics: dict[str, float], title: str = "metrics") -> s
                  for k in ks]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def load_run(output_dir: str | os.PathLike[str],
-             data: InteractionData | None = None) -> TrainedRun:
-    """Rebuilds a finished run: data with its split, model with its best weights.
-
-    ``data``: the run's split, already built by :func:`prepare_data` (runs on one
-    split can share it); built from ``config.json`` when None.
-
-    Example:
-        >>> run = load_run("runs/quickstart")
-        >>> users, items = run.model.compute_representations()
-    """
-    output = Path(output_dir)
-    config_path = output / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} not found: is {output} a training run directory?")
-    if not (output / "weights").exists():
-        raise FileNotFoundError(f"{output / 'weights'} not found: the run has not finished")
-    config = json.loads(config_path.read_text())
-    if data is None:
-        data = prepare_data(config)
-    elif (data.num_users, data.num_items, len(data.train)) != (
-            config["num_users"], config["num_items"], config["num_train"]):
-        raise ValueError(f"{config_path}: the data passed has {data.num_users} users, "
-                         f"{data.num_items} items, {len(data.train)} training rows; the run "
-                         f"had {config['num_users']}, {config['num_items']}, {config['num_train']}")
-    model = make_model(config, data)
-    model.load_weights(str(output / "weights" / "model")).expect_partial()
-    return TrainedRun(model=model, data=data, config=config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -160,26 +160,13 @@ def test_init_from_warm_starts_the_embeddings_and_checks_the_data(tmp_path):
         trainer.train(_args(tmp_path / "none", "--init-from", str(tmp_path / "missing")))
 
 
-def test_jit_compile_auto_follows_the_draws_and_may_change_on_resume(tmp_path):
-    from adaptau_tf.data import make_synthetic
-    from adaptau_tf.models import build_model
-
-    data = make_synthetic(num_users=20, num_items=60, seed=0)
-    covering = build_model("mf", data, negatives="sampled:32x2", embedding_dim=4)  # 64 >= 60
-    shared = build_model("mf", data, negatives="sampled:32", embedding_dim=4)
-    graph = build_model("lightgcn", data, negatives="sampled:32x2", embedding_dim=4)
-    assert trainer.use_jit({"jit_compile": "auto", "distribute": "none"}, covering)
-    assert not trainer.use_jit({"jit_compile": "auto", "distribute": "mirrored"}, covering)
-    assert not trainer.use_jit({}, shared)  # configs written before the flag: auto
-    assert trainer.use_jit({"jit_compile": "on"}, shared)
-    assert not trainer.use_jit({"jit_compile": "auto"}, graph)
-    with pytest.raises(ValueError, match="LightGCN has no XLA train step"):
-        trainer.use_jit({"jit_compile": "on"}, graph)
-    # An interrupted XLA run resumes without XLA: the flag is not part of the experiment.
-    args = _args(tmp_path, "--negatives", "sampled:32x2", "--patience", "0")
+def test_an_xla_run_resumes_without_xla(tmp_path):
+    # The flag is not part of the experiment (trainers.resume.RESUMABLE_DIFFERENCES).
+    args = _args(tmp_path, "--negatives", "sampled:32x2", "--patience", "0")  # 64 >= 60 items
     assert args.jit_compile == "auto"
     with pytest.raises(KeyboardInterrupt):
         trainer.train(args, extra_callbacks=[Interrupt(2)])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["jit_compile"] == "auto"
     result = trainer.train(_args(tmp_path, "--negatives", "sampled:32x2", "--patience", "0",
                                  "--jit-compile", "off"))
     assert result["epochs"] == 4
