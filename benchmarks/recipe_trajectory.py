@@ -1,0 +1,148 @@
+"""A package run next to the JAX reference run of the same recipe, epoch by epoch.
+
+``benchmarks/reference_jax.py`` ran the reference code's Gowalla MF recipe
+(``paper-mf-gowalla``) on a GPU; its per-epoch logs are committed under
+``results/reference_jax_gowalla_mf/``. Since the per-row draws got fast enough
+on 2 cores (``results/step_time.md``) the package runs the same recipe with
+``adaptau-train``. This script reads that run's ``history.csv`` (0-based
+epochs) and the JAX log (1-based) and writes, for the epochs both reached,
+test Recall@20 / NDCG@20, τ0, μ+ and the median τ_u / τ0 side by side, the
+mean and largest gap, and each side's best epoch so far, to
+``results/recipe_trajectory_<name>.{json,md}``. The two use different random
+streams (initialisation, negatives, dropout), so they agree in distribution,
+not bit for bit.
+
+Usage:
+    .venv/bin/python benchmarks/recipe_trajectory.py \\
+        --run benchmarks/work/recipe/at \\
+        --reference benchmarks/results/reference_jax_gowalla_mf/ref_at.jsonl \\
+        --name gowalla_mf_adap-tau --code-commit 84ae6d1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.reporting import markdown_table, write_results  # noqa: E402
+
+FIELDS = ("test_recall@20", "test_ndcg@20", "tau0", "mu_pos", "tau_u_p50")
+
+
+def read_package(run: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
+    """``(config.json, {1-based epoch: FIELDS})`` of an ``adaptau-train`` run."""
+    history = run / "history.csv"
+    if not history.exists():
+        raise FileNotFoundError(f"{history} not found: is {run} an adaptau-train run?")
+    config = json.loads((run / "config.json").read_text())
+    epochs: dict[int, dict[str, float]] = {}
+    with open(history) as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            missing = [f for f in FIELDS if not row.get(f)]
+            if missing:
+                raise ValueError(f"{history}:{line}: no {', '.join(missing)} (the run must "
+                                 "use the paper protocol, evaluate every epoch and be adaptive)")
+            epochs[int(row["epoch"]) + 1] = {f: float(row[f]) for f in FIELDS}
+    return config, epochs
+
+
+def read_reference(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
+    """``(config, {epoch: FIELDS})`` of a ``reference_jax.py`` log."""
+    config: dict[str, Any] = {}
+    epochs: dict[int, dict[str, float]] = {}
+    for line, text in enumerate(path.read_text().splitlines(), start=1):
+        record = json.loads(text)
+        if "config" in record:
+            config = record["config"]
+        elif "epoch" in record:
+            missing = [f for f in FIELDS if f not in record]
+            if missing:
+                raise ValueError(f"{path}:{line}: no {', '.join(missing)}")
+            epochs[int(record["epoch"])] = {f: float(record[f]) for f in FIELDS}
+    return config, epochs
+
+
+def shown_epochs(common: list[int]) -> list[int]:
+    """Epochs 1-5, every 10th, and the last one both reached."""
+    return [e for e in common if e <= 5 or e % 10 == 0 or e == common[-1]]
+
+
+def best(epochs: dict[int, dict[str, float]], last: int) -> dict[str, float]:
+    """The best epoch up to ``last`` by test NDCG@20 (the paper protocol's choice)."""
+    epoch = max((e for e in epochs if e <= last), key=lambda e: epochs[e]["test_ndcg@20"])
+    return {"epoch": epoch, **epochs[epoch]}
+
+
+def compare(package: dict[int, dict[str, float]],
+            reference: dict[int, dict[str, float]]) -> dict[str, Any]:
+    """Side-by-side rows, the gaps over every common epoch and the best epochs so far."""
+    common = sorted(set(package) & set(reference))
+    if not common:
+        raise ValueError("the two runs have no epoch in common")
+    gaps = {f: [package[e][f] - reference[e][f] for e in common]
+            for f in ("test_recall@20", "test_ndcg@20")}
+    return {
+        "common_epochs": len(common),
+        "rows": [{"epoch": e, "package": package[e], "reference": reference[e]}
+                 for e in shown_epochs(common)],
+        "mean_abs_gap": {f: sum(map(abs, g)) / len(g) for f, g in gaps.items()},
+        "max_abs_gap": {f: max(map(abs, g)) for f, g in gaps.items()},
+        "package_best": best(package, common[-1]),
+        "reference_best_same_epochs": best(reference, common[-1]),
+        "reference_best_all_epochs": best(reference, max(reference)),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="adaptau-train run directory")
+    parser.add_argument("--reference", type=Path, required=True, help="reference_jax.py log")
+    parser.add_argument("--name", required=True, help="results/recipe_trajectory_NAME.*")
+    parser.add_argument("--code-commit", required=True,
+                        help="the commit whose code trained --run (config.json has none)")
+    args = parser.parse_args(argv)
+    package_config, package = read_package(args.run)
+    reference_config, reference = read_reference(args.reference)
+    result = compare(package, reference)
+    payload = {"run": str(args.run), "reference": str(args.reference),
+               "package_config": package_config, "reference_config": reference_config,
+               "package_code_commit": args.code_commit, **result}
+
+    def cells(r: dict[str, float]) -> list[Any]:
+        return [r["test_recall@20"], r["test_ndcg@20"], r["tau0"], r["mu_pos"],
+                r["tau_u_p50"] / r["tau0"]]
+
+    header = ["epoch"] + [f"{side} {f}" for side in ("package", "JAX")
+                          for f in ("R@20", "N@20", "τ0", "μ+", "τ_u p50/τ0")]
+    table = markdown_table(header, [[r["epoch"], *cells(r["package"]), *cells(r["reference"])]
+                                    for r in result["rows"]])
+    pb, rb = result["package_best"], result["reference_best_same_epochs"]
+    ra = result["reference_best_all_epochs"]
+    summary = markdown_table(
+        ["", "epoch", "test Recall@20", "test NDCG@20"],
+        [[f"package best (epochs 1-{result['common_epochs']})", pb["epoch"],
+          pb["test_recall@20"], pb["test_ndcg@20"]],
+         [f"JAX best (epochs 1-{result['common_epochs']})", rb["epoch"],
+          rb["test_recall@20"], rb["test_ndcg@20"]],
+         [f"JAX best (all {max(reference)} epochs)", ra["epoch"], ra["test_recall@20"],
+          ra["test_ndcg@20"]]])
+    gaps = ", ".join(f"{f} mean |gap| {result['mean_abs_gap'][f]:.4f}, largest "
+                     f"{result['max_abs_gap'][f]:.4f}" for f in result["mean_abs_gap"])
+    markdown = (f"# {args.name}: package run vs JAX reference, epoch by epoch\n\n"
+                f"Package run `{args.run}` ({len(package)} epochs, code of "
+                f"{args.code_commit}), JAX log "
+                f"`{args.reference}` ({len(reference)} epochs); {result['common_epochs']} "
+                f"epochs in common. Over those: {gaps}.\n\n{table}\n\n{summary}\n")
+    write_results(f"recipe_trajectory_{args.name}", payload, markdown)
+    print(markdown)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""benchmarks/recipe_trajectory.py on hand-made logs: epochs aligned, gaps, bests."""
+
+import csv
+import json
+
+import pytest
+
+from benchmarks import recipe_trajectory, reporting
+
+
+def _package_run(path, rows):
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"preset": "paper-mf-gowalla"}))
+    with open(path / "history.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["epoch", "loss", *recipe_trajectory.FIELDS])
+        writer.writeheader()
+        for epoch, (recall, ndcg) in enumerate(rows):  # 0-based, as Keras writes them
+            writer.writerow({"epoch": epoch, "loss": 1.0, "test_recall@20": recall,
+                             "test_ndcg@20": ndcg, "tau0": 0.1, "mu_pos": 0.2,
+                             "tau_u_p50": 0.05})
+
+
+def _reference_log(path, rows):
+    lines = [json.dumps({"config": {"recipe": "paper-mf-gowalla"}})]
+    for epoch, (recall, ndcg) in enumerate(rows, start=1):
+        lines.append(json.dumps({"epoch": epoch, "test_recall@20": recall,
+                                 "test_ndcg@20": ndcg, "tau0": 0.2, "mu_pos": 0.1,
+                                 "tau_u_p50": 0.2, "loss": 2.0}))
+    lines.append(json.dumps({"summary": True, "best_epoch": 2}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_aligns_epochs_and_reports_gaps_and_bests(tmp_path, monkeypatch):
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    _package_run(tmp_path / "run", [(0.10, 0.05), (0.20, 0.12), (0.25, 0.11)])
+    _reference_log(tmp_path / "ref.jsonl", [(0.12, 0.06), (0.18, 0.10), (0.21, 0.13),
+                                            (0.30, 0.20)])
+    payload = recipe_trajectory.main(["--run", str(tmp_path / "run"), "--reference",
+                                      str(tmp_path / "ref.jsonl"), "--name", "toy",
+                                      "--code-commit", "abc1234"])
+    assert payload["common_epochs"] == 3
+    assert [r["epoch"] for r in payload["rows"]] == [1, 2, 3]
+    assert payload["rows"][0]["package"]["test_recall@20"] == 0.10  # epoch 0 -> 1
+    assert payload["mean_abs_gap"]["test_recall@20"] == pytest.approx((0.02 + 0.02 + 0.04) / 3)
+    assert payload["max_abs_gap"]["test_ndcg@20"] == pytest.approx(0.02)
+    assert payload["package_best"]["epoch"] == 2  # chosen on NDCG@20
+    assert payload["reference_best_same_epochs"]["epoch"] == 3
+    assert payload["reference_best_all_epochs"]["epoch"] == 4
+    markdown = (tmp_path / "results" / "recipe_trajectory_toy.md").read_text()
+    assert "| 1 | 0.1000 | 0.0500 | 0.1000 | 0.2000 | 0.5000 | 0.1200 |" in markdown
+    assert "abc1234" in markdown
+
+
+def test_shown_epochs_and_bad_inputs(tmp_path):
+    assert recipe_trajectory.shown_epochs(list(range(1, 24))) == [1, 2, 3, 4, 5, 10, 20, 23]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    (tmp_path / "run" / "history.csv").write_text("epoch,loss,test_recall@20\n0,1.0,0.1\n")
+    with pytest.raises(ValueError, match=r"history.csv:2: no test_ndcg@20, tau0"):
+        recipe_trajectory.read_package(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="is .* an adaptau-train run"):
+        recipe_trajectory.read_package(tmp_path)
+    with pytest.raises(ValueError, match="no epoch in common"):
+        recipe_trajectory.compare({1: {}}, {2: {}})
