@@ -36,6 +36,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ import numpy as np
 import scipy.special
 
 K = 20
+# The trained tables: {"user": [n, d], "item": [m, d]} (raw, unnormalised).
+Params = dict[str, jax.Array]
 # The package's presets (trainers/presets.py) for Gowalla MF.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper-mf-gowalla": dict(lr=1e-4, l2=1e-9, dropout=0.1, two_beta=0.25, margin="0.9",
@@ -105,11 +108,12 @@ def _unit_rows(x: jax.Array) -> jax.Array:
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def make_step(args: argparse.Namespace, m: int):
+def make_step(args: argparse.Namespace, m: int) -> Callable[..., tuple[Any, ...]]:
     """The jitted training step (loss, gradients, Adam, per-user loss sums)."""
     b1, b2, eps = 0.9, 0.999, 1e-7
 
-    def loss_fn(params, users, items, key, g, t_all):
+    def loss_fn(params: Params, users: jax.Array, items: jax.Array, key: jax.Array,
+                g: jax.Array, t_all: jax.Array) -> tuple[jax.Array, jax.Array]:
         u_raw, i_tab = params["user"][users], params["item"]
         k_drop, k_neg = jax.random.split(key)
         u_in = u_raw
@@ -127,7 +131,7 @@ def make_step(args: argparse.Namespace, m: int):
         neg = jnp.take_along_axis(u @ it.T, neg_ids, axis=1)
         t = t_all[users]
 
-        def form(gp, tn):
+        def form(gp: jax.Array, tn: jax.Array) -> jax.Array:
             if args.loss_form == "reference":
                 return jax.nn.logsumexp(neg * tn[:, None], axis=1) - gp * pos
             logits = jnp.concatenate([(pos * tn)[:, None], neg * tn[:, None]], axis=1)
@@ -141,7 +145,9 @@ def make_step(args: argparse.Namespace, m: int):
         return jnp.mean(per_row) + args.l2 * reg, unit
 
     @jax.jit
-    def step(params, opt, sums, counts, users, items, key, g, t_all):
+    def step(params: Params, opt: dict[str, Any], sums: jax.Array, counts: jax.Array,
+             users: jax.Array, items: jax.Array, key: jax.Array, g: jax.Array,
+             t_all: jax.Array) -> tuple[Params, dict[str, Any], jax.Array, jax.Array, jax.Array]:
         (loss, unit), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, users, items, key, g, t_all)
         count = opt["t"] + 1
@@ -158,7 +164,8 @@ def make_step(args: argparse.Namespace, m: int):
 
 
 @jax.jit
-def _eval_chunk(uc, itn, train_mask, test_mask, ntest):
+def _eval_chunk(uc: jax.Array, itn: jax.Array, train_mask: jax.Array, test_mask: jax.Array,
+                ntest: jax.Array) -> tuple[jax.Array, jax.Array]:
     scores = jnp.where(train_mask, -jnp.inf, uc @ itn.T)
     _, idx = jax.lax.top_k(scores, K)
     hits = jnp.take_along_axis(test_mask, idx, axis=1).astype(jnp.float32)
@@ -202,7 +209,7 @@ class Evaluator:
         return recall / len(self.test_users), ndcg / len(self.test_users)
 
 
-def normalised(params: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+def normalised(params: Params) -> tuple[jax.Array, jax.Array]:
     """L2-normalised ``([n, d] users, [m, d] items)`` (no dropout)."""
     return _unit_rows(params["user"]), _unit_rows(params["item"])
 
@@ -265,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
 
     key = jax.random.PRNGKey(args.seed)
     key, ku, ki = jax.random.split(key, 3)
-    def xavier(k, rows):
+    def xavier(k: jax.Array, rows: int) -> jax.Array:
         bound = math.sqrt(6.0 / (rows + args.dim))
         return jax.random.uniform(k, (rows, args.dim), jnp.float32, -bound, bound)
     params = {"user": xavier(ku, n), "item": xavier(ki, m)}
