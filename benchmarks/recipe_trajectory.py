@@ -10,12 +10,14 @@ test Recall@20 / NDCG@20, τ0, μ+ and the median τ_u / τ0 side by side, the
 mean and largest gap, and each side's best epoch so far, to
 ``results/recipe_trajectory_<name>.{json,md}``. The two use different random
 streams (initialisation, negatives, dropout), so they agree in distribution,
-not bit for bit.
+not bit for bit: ``--other-seed`` (the JAX run with another seed) gives the
+gap two seeds of the same implementation show over the same epochs.
 
 Usage:
     .venv/bin/python benchmarks/recipe_trajectory.py \\
         --run benchmarks/work/recipe/at \\
         --reference benchmarks/results/reference_jax_gowalla_mf/ref_at.jsonl \\
+        --other-seed benchmarks/results/reference_jax_gowalla_mf/s1_ref_at.jsonl \\
         --name gowalla_mf_adap-tau --code-commit 84ae6d1
 """
 
@@ -79,20 +81,42 @@ def best(epochs: dict[int, dict[str, float]], last: int) -> dict[str, float]:
     return {"epoch": epoch, **epochs[epoch]}
 
 
-def compare(package: dict[int, dict[str, float]],
-            reference: dict[int, dict[str, float]]) -> dict[str, Any]:
-    """Side-by-side rows, the gaps over every common epoch and the best epochs so far."""
+def gap_stats(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]],
+              epochs: list[int]) -> dict[str, dict[str, float]]:
+    """Mean and largest ``|a − b|`` of test Recall/NDCG@20 over ``epochs``."""
+    out: dict[str, dict[str, float]] = {"mean_abs_gap": {}, "max_abs_gap": {}}
+    for f in ("test_recall@20", "test_ndcg@20"):
+        gaps = [abs(a[e][f] - b[e][f]) for e in epochs]
+        out["mean_abs_gap"][f] = sum(gaps) / len(gaps)
+        out["max_abs_gap"][f] = max(gaps)
+    return out
+
+
+def compare(package: dict[int, dict[str, float]], reference: dict[int, dict[str, float]],
+            other_seed: dict[int, dict[str, float]] | None = None) -> dict[str, Any]:
+    """Side-by-side rows, the gaps over every common epoch and the best epochs so far.
+
+    ``other_seed``: the same reference recipe with another seed; its gap to
+    ``reference`` over the same epochs is the yardstick for the package's.
+    """
     common = sorted(set(package) & set(reference))
     if not common:
         raise ValueError("the two runs have no epoch in common")
-    gaps = {f: [package[e][f] - reference[e][f] for e in common]
-            for f in ("test_recall@20", "test_ndcg@20")}
+    yardstick = {}
+    if other_seed is not None:
+        shared = [e for e in common if e in other_seed]
+        if not shared:
+            raise ValueError("the other seed's log has no epoch in common with the runs")
+        yardstick = {"seed_yardstick": {"epochs": len(shared),
+                                        "package": gap_stats(package, reference, shared),
+                                        "reference_seeds": gap_stats(other_seed, reference,
+                                                                     shared)}}
     return {
         "common_epochs": len(common),
         "rows": [{"epoch": e, "package": package[e], "reference": reference[e]}
                  for e in shown_epochs(common)],
-        "mean_abs_gap": {f: sum(map(abs, g)) / len(g) for f, g in gaps.items()},
-        "max_abs_gap": {f: max(map(abs, g)) for f, g in gaps.items()},
+        **gap_stats(package, reference, common),
+        **yardstick,
         "package_best": best(package, common[-1]),
         "reference_best_same_epochs": best(reference, common[-1]),
         "reference_best_all_epochs": best(reference, max(reference)),
@@ -104,12 +128,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--run", type=Path, required=True, help="adaptau-train run directory")
     parser.add_argument("--reference", type=Path, required=True, help="reference_jax.py log")
     parser.add_argument("--name", required=True, help="results/recipe_trajectory_NAME.*")
+    parser.add_argument("--other-seed", type=Path, default=None,
+                        help="the reference recipe's log with another seed (the yardstick)")
     parser.add_argument("--code-commit", required=True,
                         help="the commit whose code trained --run (config.json has none)")
     args = parser.parse_args(argv)
     package_config, package = read_package(args.run)
     reference_config, reference = read_reference(args.reference)
-    result = compare(package, reference)
+    other = read_reference(args.other_seed)[1] if args.other_seed else None
+    result = compare(package, reference, other)
     payload = {"run": str(args.run), "reference": str(args.reference),
                "package_config": package_config, "reference_config": reference_config,
                "package_code_commit": args.code_commit, **result}
@@ -139,6 +166,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{args.code_commit}), JAX log "
                 f"`{args.reference}` ({len(reference)} epochs); {result['common_epochs']} "
                 f"epochs in common. Over those: {gaps}.\n\n{table}\n\n{summary}\n")
+    if "seed_yardstick" in result:
+        y = result["seed_yardstick"]
+        markdown += "\n" + markdown_table(
+            [f"mean / largest |gap| over epochs 1-{y['epochs']}", "test Recall@20",
+             "test NDCG@20"],
+            [[label, *(f"{y[key]['mean_abs_gap'][f]:.4f} / {y[key]['max_abs_gap'][f]:.4f}"
+                       for f in ("test_recall@20", "test_ndcg@20"))]
+             for label, key in ((f"package vs JAX ({args.reference.name})", "package"),
+                                (f"JAX {args.other_seed.name} vs JAX {args.reference.name}",
+                                 "reference_seeds"))]) + "\n"
     write_results(f"recipe_trajectory_{args.name}", payload, markdown)
     print(markdown)
     return payload

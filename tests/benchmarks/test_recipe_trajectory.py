@@ -35,8 +35,10 @@ def test_aligns_epochs_and_reports_gaps_and_bests(tmp_path, monkeypatch):
     _package_run(tmp_path / "run", [(0.10, 0.05), (0.20, 0.12), (0.25, 0.11)])
     _reference_log(tmp_path / "ref.jsonl", [(0.12, 0.06), (0.18, 0.10), (0.21, 0.13),
                                             (0.30, 0.20)])
+    _reference_log(tmp_path / "seed1.jsonl", [(0.11, 0.06), (0.15, 0.10)])
     payload = recipe_trajectory.main(["--run", str(tmp_path / "run"), "--reference",
                                       str(tmp_path / "ref.jsonl"), "--name", "toy",
+                                      "--other-seed", str(tmp_path / "seed1.jsonl"),
                                       "--code-commit", "abc1234"])
     assert payload["common_epochs"] == 3
     assert [r["epoch"] for r in payload["rows"]] == [1, 2, 3]
@@ -46,7 +48,12 @@ def test_aligns_epochs_and_reports_gaps_and_bests(tmp_path, monkeypatch):
     assert payload["package_best"]["epoch"] == 2  # chosen on NDCG@20
     assert payload["reference_best_same_epochs"]["epoch"] == 3
     assert payload["reference_best_all_epochs"]["epoch"] == 4
+    yardstick = payload["seed_yardstick"]  # over epochs 1-2, the three logs' common ones
+    assert yardstick["epochs"] == 2
+    assert yardstick["package"]["mean_abs_gap"]["test_recall@20"] == pytest.approx(0.02)
+    assert yardstick["reference_seeds"]["max_abs_gap"]["test_recall@20"] == pytest.approx(0.03)
     markdown = (tmp_path / "results" / "recipe_trajectory_toy.md").read_text()
+    assert "| JAX seed1.jsonl vs JAX ref.jsonl | 0.0200 / 0.0300 | 0.0000 / 0.0000 |" in markdown
     assert "| 1 | 0.1000 | 0.0500 | 0.1000 | 0.2000 | 0.5000 | 0.1200 |" in markdown
     assert "abc1234" in markdown
 
@@ -62,3 +69,5 @@ def test_shown_epochs_and_bad_inputs(tmp_path):
         recipe_trajectory.read_package(tmp_path)
     with pytest.raises(ValueError, match="no epoch in common"):
         recipe_trajectory.compare({1: {}}, {2: {}})
+    with pytest.raises(ValueError, match="other seed's log has no epoch in common"):
+        recipe_trajectory.compare({1: {}}, {1: {}}, {2: {}})
