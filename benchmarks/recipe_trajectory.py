@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "seed_yardstick" in result:
         y = result["seed_yardstick"]
         markdown += "\n" + markdown_table(
-            [f"mean / largest |gap| over epochs 1-{y['epochs']}", "test Recall@20",
+            [f"mean / largest absolute gap, epochs 1-{y['epochs']}", "test Recall@20",
              "test NDCG@20"],
             [[label, *(f"{y[key]['mean_abs_gap'][f]:.4f} / {y[key]['max_abs_gap'][f]:.4f}"
                        for f in ("test_recall@20", "test_ndcg@20"))]
