@@ -234,10 +234,12 @@ def reusable(run: dict[str, Any], argv: list[str], reuse_dir: Path) -> Path | No
     """A finished ``benchmarks/strategies.py`` run with the same trainer settings."""
     if not reuse_dir.exists():
         return None
-    from trainers import train
+    from trainers import resume, train
 
     wanted = vars(train.build_parser().parse_args(argv))
-    ignored = {"output", "verbose", "tensorboard", "track_groups", "preset"}
+    # What a resumed run may change too (jit_compile: runs older than the flag lack it),
+    # except its epoch budget; the preset is expanded into the other arguments.
+    ignored = (resume.RESUMABLE_DIFFERENCES - {"epochs"}) | {"preset"}
     kind, _, rest = wanted["data"].partition(":")
     if kind == "lightgcn":
         wanted["data"] = f"lightgcn:{Path(rest).resolve()}"

@@ -246,3 +246,21 @@ def test_runs_made_with_other_settings_are_stale_not_reported(tmp_path, results,
     table = json.loads((results / "table3_tiny.json").read_text())
     assert table["rows"] == []
     assert {p["state"] for p in table["pending"]} == {"stale"}
+
+
+def test_reusable_ignores_execution_flags_but_not_settings(tmp_path):
+    argv = ["--data", "synthetic", "--strategy", "adap-tau0", "--epochs", "3",
+            "--output", str(tmp_path / "table" / "run")]
+    old = dict(vars(trainer.build_parser().parse_args(argv)))
+    del old["jit_compile"]  # a run from before --jit-compile existed
+    old.update(output="/elsewhere", verbose=0)
+    found = tmp_path / "reuse" / "probes" / "a0"
+    found.mkdir(parents=True)
+    (found / "config.json").write_text(json.dumps(old))
+    run = {"dir": tmp_path / "table" / "run"}
+    assert reproduce.reusable(run, argv, tmp_path / "reuse") is None  # not finished
+    (found / "metrics.json").write_text("{}")
+    assert reproduce.reusable(run, argv, tmp_path / "reuse") == found
+    assert reproduce.reusable(run, [*argv, "--jit-compile", "off"], tmp_path / "reuse") == found
+    assert reproduce.reusable(run, [*argv, "--lr", "0.01"], tmp_path / "reuse") is None
+    assert reproduce.reusable(run, [*argv, "--epochs", "4"], tmp_path / "reuse") is None
