@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.reference_jax_report import read_run  # noqa: E402
 from benchmarks.reporting import markdown_table, write_results  # noqa: E402
 
 FIELDS = ("test_recall@20", "test_ndcg@20", "tau0", "mu_pos", "tau_u_p50")
@@ -55,18 +56,15 @@ def read_package(run: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]
 
 
 def read_reference(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
-    """``(config, {epoch: FIELDS})`` of a ``reference_jax.py`` log."""
-    config: dict[str, Any] = {}
+    """``(config, {epoch: FIELDS})`` of a ``reference_jax.py`` log (read by
+    :func:`benchmarks.reference_jax_report.read_run`)."""
+    config, records = read_run(path)
     epochs: dict[int, dict[str, float]] = {}
-    for line, text in enumerate(path.read_text().splitlines(), start=1):
-        record = json.loads(text)
-        if "config" in record:
-            config = record["config"]
-        elif "epoch" in record:
-            missing = [f for f in FIELDS if f not in record]
-            if missing:
-                raise ValueError(f"{path}:{line}: no {', '.join(missing)}")
-            epochs[int(record["epoch"])] = {f: float(record[f]) for f in FIELDS}
+    for record in records:
+        missing = [f for f in FIELDS if f not in record]
+        if missing:
+            raise ValueError(f"{path}: epoch {record['epoch']} has no {', '.join(missing)}")
+        epochs[int(record["epoch"])] = {f: float(record[f]) for f in FIELDS}
     return config, epochs
 
 
