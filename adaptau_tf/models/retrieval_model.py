@@ -44,6 +44,10 @@ class RetrievalModel(tfrs.Model):
     Training inputs: ``(user_ids [B], item_ids [B])`` or a mapping with keys
     ``user_id`` and ``item_id``.
 
+    Logs: ``loss``, ``regularization_loss`` and ``total_loss`` are means over
+    the rows of the epoch (of the evaluated batches in ``evaluate``), exact
+    under ``tf.distribute``; ``tfrs.Model`` logs the last batch's values.
+
     Args:
         num_users: ``n``.
         num_items: ``m``.
@@ -123,6 +127,14 @@ class RetrievalModel(tfrs.Model):
         self.item_embedding.build((None,))
         self.user_dropout = tf.keras.layers.Dropout(message_dropout, name="message_dropout")
         self.normalization = L2Normalization(name="l2_normalization")
+        # Epoch means of the logged losses (tfrs.Model logs the last batch's values).
+        # Logging state, like Keras's compiled loss tracker: set past Layer.__setattr__
+        # so that it is neither a weight nor in checkpoints (runs saved before it
+        # still restore); listed in `metrics`, so Keras resets it every epoch.
+        object.__setattr__(self, "_loss_trackers", tuple(
+            tf.keras.metrics.Mean(name=name)
+            for name in ("loss", "regularization_loss", "total_loss")
+        ))
         # Every weight exists now (embeddings above, the task's state in its
         # constructor): the model can be saved or restored before any call.
         self.built = True
@@ -148,6 +160,38 @@ class RetrievalModel(tfrs.Model):
         """
         users, items = self.propagate(training=training)
         return self._head(users), self._head(items)
+
+    @property
+    def metrics(self) -> list[tf.keras.metrics.Metric]:
+        """The task's and Keras's metrics, then the three loss means."""
+        return [*super().metrics, *self._loss_trackers]
+
+    def train_step(self, inputs: Any) -> dict[str, tf.Tensor]:
+        """``tfrs.Model.train_step``, logging epoch means of the three losses."""
+        return self._mean_losses(inputs, super().train_step(inputs))
+
+    def test_step(self, inputs: Any) -> dict[str, tf.Tensor]:
+        """``tfrs.Model.test_step``, logging means over the evaluated batches."""
+        return self._mean_losses(inputs, super().test_step(inputs))
+
+    def _mean_losses(self, inputs: Any, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Replaces the batch's ``loss``, ``regularization_loss`` and ``total_loss``
+        in ``logs`` by their means over every row seen since the metrics' reset.
+
+        A replica's loss is its rows' share of the global batch's mean (the sum
+        of its rows' losses over the global rows): times the global rows over
+        its own it is its rows' mean, which the tracker weighs by its rows, so
+        the means summed over replicas are exact for any split of a batch.
+        """
+        rows = tf.shape(_unpack(inputs)[0])[0]
+        weight = tf.cast(rows, tf.float32)
+        scale = tf.cast(global_batch_size(rows), tf.float32) / tf.maximum(weight, 1.0)
+        means = {}
+        for tracker in self._loss_trackers:
+            value = tf.cast(logs[tracker.name], tf.float32) * scale
+            tracker.update_state(value, sample_weight=weight)
+            means[tracker.name] = tracker.result()
+        return {**logs, **means}
 
     def compute_loss(self, inputs: Any, training: bool = False) -> tf.Tensor:
         """Mean softmax loss of a batch plus the L2 term (see class docstring)."""

@@ -98,6 +98,31 @@ def test_fit_reduces_loss_and_message_dropout_only_in_training(data):
     np.testing.assert_array_equal(a, b)
 
 
+def test_logged_losses_are_row_weighted_means_over_the_epoch(data):
+    # lr 0 keeps the weights, in-batch negatives and no dropout make each batch's loss
+    # reproducible afterwards: the logs must hold the mean over rows, not the last batch.
+    model = build_model("mf", data, strategy="fixed", temperature=0.2, negatives="in-batch",
+                        l2=0.01, message_dropout=0.0, embedding_dim=8, seed=0)
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.0))
+    pairs = np.asarray(data.train)
+    batch = 64
+    assert len(pairs) % batch, "the last batch should be shorter"
+    dataset = tf.data.Dataset.from_tensor_slices((pairs[:, 0], pairs[:, 1])).batch(batch)
+    history = model.fit(dataset, epochs=2, verbose=0).history
+    batch_losses, rows = [], []
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start:start + batch]
+        batch_losses.append(float(model.compute_loss((chunk[:, 0], chunk[:, 1]))))
+        rows.append(len(chunk))
+    expected = np.average(batch_losses, weights=rows)
+    assert abs(batch_losses[-1] - expected) > 1e-3  # the last batch alone would not pass
+    np.testing.assert_allclose(history["loss"], [expected, expected], rtol=1e-5)
+    np.testing.assert_allclose(history["total_loss"], history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(history["regularization_loss"], 0.0)
+    evaluated = model.evaluate(dataset, verbose=0, return_dict=True)
+    assert evaluated["loss"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_model_validates_arguments(data):
     task = AdaptiveRetrieval(num_users=data.num_users)
     with pytest.raises(ValueError, match="num_users=3"):
