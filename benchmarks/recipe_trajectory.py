@@ -6,7 +6,8 @@
 on 2 cores (``results/step_time.md``) the package runs the same recipe with
 ``adaptau-train``. This script reads that run's ``history.csv`` (0-based
 epochs) and the JAX log (1-based) and writes, for the epochs both reached,
-test Recall@20 / NDCG@20, τ0, μ+ and the median τ_u / τ0 side by side, the
+test Recall@20 / NDCG@20, τ0, μ+ and the median τ_u / τ0 (adaptive runs; a
+fixed-τ run has only the metrics) side by side, the
 mean and largest gap, and each side's best epoch so far, to
 ``results/recipe_trajectory_<name>.{json,md}``. The two use different random
 streams (initialisation, negatives, dropout), so they agree in distribution,
@@ -35,11 +36,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.reference_jax_report import read_run  # noqa: E402
 from benchmarks.reporting import markdown_table, write_results  # noqa: E402
 
-FIELDS = ("test_recall@20", "test_ndcg@20", "tau0", "mu_pos", "tau_u_p50")
+METRICS = ("test_recall@20", "test_ndcg@20")
+# Logged by the adaptive strategies only: a run has all of them or none.
+TAU_FIELDS = ("tau0", "mu_pos", "tau_u_p50")
+FIELDS = (*METRICS, *TAU_FIELDS)
+
+
+def _fields(present: dict[str, Any], where: str) -> tuple[str, ...]:
+    """The FIELDS to read from a record, or a ValueError naming ``where``."""
+    missing = [f for f in METRICS if present.get(f) in (None, "")]
+    taus = [f for f in TAU_FIELDS if present.get(f) not in (None, "")]
+    if taus and len(taus) < len(TAU_FIELDS):
+        missing += [f for f in TAU_FIELDS if f not in taus]
+    if missing:
+        raise ValueError(f"{where}: no {', '.join(missing)} (the run must use the paper "
+                         "protocol and evaluate every epoch; adaptive runs log every "
+                         f"one of {', '.join(TAU_FIELDS)})")
+    return (*METRICS, *TAU_FIELDS) if taus else METRICS
 
 
 def read_package(run: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
-    """``(config.json, {1-based epoch: FIELDS})`` of an ``adaptau-train`` run."""
+    """``(config.json, {1-based epoch: FIELDS})`` of an ``adaptau-train`` run
+    (the metrics alone for a fixed-τ run)."""
     history = run / "history.csv"
     if not history.exists():
         raise FileNotFoundError(f"{history} not found: is {run} an adaptau-train run?")
@@ -47,11 +65,8 @@ def read_package(run: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]
     epochs: dict[int, dict[str, float]] = {}
     with open(history) as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
-            missing = [f for f in FIELDS if not row.get(f)]
-            if missing:
-                raise ValueError(f"{history}:{line}: no {', '.join(missing)} (the run must "
-                                 "use the paper protocol, evaluate every epoch and be adaptive)")
-            epochs[int(row["epoch"]) + 1] = {f: float(row[f]) for f in FIELDS}
+            fields = _fields(row, f"{history}:{line}")
+            epochs[int(row["epoch"]) + 1] = {f: float(row[f]) for f in fields}
     return config, epochs
 
 
@@ -61,10 +76,8 @@ def read_reference(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, floa
     config, records = read_run(path)
     epochs: dict[int, dict[str, float]] = {}
     for record in records:
-        missing = [f for f in FIELDS if f not in record]
-        if missing:
-            raise ValueError(f"{path}: epoch {record['epoch']} has no {', '.join(missing)}")
-        epochs[int(record["epoch"])] = {f: float(record[f]) for f in FIELDS}
+        fields = _fields(record, f"{path}: epoch {record['epoch']}")
+        epochs[int(record["epoch"])] = {f: float(record[f]) for f in fields}
     return config, epochs
 
 
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "package_code_commit": args.code_commit, **result}
 
     def cells(r: dict[str, float]) -> list[Any]:
+        if "tau0" not in r:
+            return [r["test_recall@20"], r["test_ndcg@20"], "–", "–", "–"]
         return [r["test_recall@20"], r["test_ndcg@20"], r["tau0"], r["mu_pos"],
                 r["tau_u_p50"] / r["tau0"]]
 

@@ -63,7 +63,11 @@ def test_shown_epochs_and_bad_inputs(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")
     (tmp_path / "run" / "history.csv").write_text("epoch,loss,test_recall@20\n0,1.0,0.1\n")
-    with pytest.raises(ValueError, match=r"history.csv:2: no test_ndcg@20, tau0"):
+    with pytest.raises(ValueError, match=r"history.csv:2: no test_ndcg@20 \("):
+        recipe_trajectory.read_package(tmp_path / "run")
+    (tmp_path / "run" / "history.csv").write_text(
+        "epoch,test_recall@20,test_ndcg@20,tau0,mu_pos,tau_u_p50\n0,0.1,0.05,0.1,,0.1\n")
+    with pytest.raises(ValueError, match=r"history.csv:2: no mu_pos \("):
         recipe_trajectory.read_package(tmp_path / "run")
     with pytest.raises(FileNotFoundError, match="is .* an adaptau-train run"):
         recipe_trajectory.read_package(tmp_path)
@@ -71,3 +75,25 @@ def test_shown_epochs_and_bad_inputs(tmp_path):
         recipe_trajectory.compare({1: {}}, {2: {}})
     with pytest.raises(ValueError, match="other seed's log has no epoch in common"):
         recipe_trajectory.compare({1: {}}, {1: {}}, {2: {}})
+
+
+def test_fixed_tau_runs_have_metrics_only(tmp_path, monkeypatch):
+    # A fixed-τ run logs no τ0, μ+ or τ_u (neither does reference_jax.py's): the
+    # comparison keeps the metrics and the table shows dashes for the rest.
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"strategy": "fixed"}))
+    (tmp_path / "run" / "history.csv").write_text(
+        "epoch,loss,test_recall@20,test_ndcg@20\n0,1.0,0.1,0.05\n1,1.0,0.2,0.08\n")
+    lines = [json.dumps({"config": {"strategy": "fixed"}}),
+             json.dumps({"epoch": 1, "test_recall@20": 0.12, "test_ndcg@20": 0.06}),
+             json.dumps({"epoch": 2, "test_recall@20": 0.17, "test_ndcg@20": 0.09})]
+    (tmp_path / "ref.jsonl").write_text("\n".join(lines) + "\n")
+    payload = recipe_trajectory.main(["--run", str(tmp_path / "run"), "--reference",
+                                      str(tmp_path / "ref.jsonl"), "--name", "fixed",
+                                      "--code-commit", "abc1234"])
+    assert payload["rows"][1]["package"] == {"test_recall@20": 0.2, "test_ndcg@20": 0.08}
+    assert payload["mean_abs_gap"]["test_recall@20"] == pytest.approx((0.02 + 0.03) / 2)
+    assert payload["package_best"]["epoch"] == 2
+    markdown = (tmp_path / "results" / "recipe_trajectory_fixed.md").read_text()
+    assert "| 2 | 0.2000 | 0.0800 | – | – | – | 0.1700 | 0.0900 | – | – | – |" in markdown
