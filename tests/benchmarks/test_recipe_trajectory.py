@@ -53,7 +53,10 @@ def test_aligns_epochs_and_reports_gaps_and_bests(tmp_path, monkeypatch):
     assert yardstick["package"]["mean_abs_gap"]["test_recall@20"] == pytest.approx(0.02)
     assert yardstick["reference_seeds"]["max_abs_gap"]["test_recall@20"] == pytest.approx(0.03)
     markdown = (tmp_path / "results" / "recipe_trajectory_toy.md").read_text()
-    assert "| JAX seed1.jsonl vs JAX ref.jsonl | 0.0200 / 0.0300 | 0.0000 / 0.0000 |" in markdown
+    assert payload["mean_gap"]["test_recall@20"] == pytest.approx((-0.02 + 0.02 + 0.04) / 3)
+    assert yardstick["reference_seeds"]["mean_gap"]["test_recall@20"] == pytest.approx(-0.02)
+    assert ("| JAX seed1.jsonl vs JAX ref.jsonl | 0.0200 / 0.0300 (-0.0200) | "
+            "0.0000 / 0.0000 (+0.0000) |") in markdown
     assert "| 1 | 0.1000 | 0.0500 | 0.1000 | 0.2000 | 0.5000 | 0.1200 |" in markdown
     assert "abc1234" in markdown
 
