@@ -1,4 +1,5 @@
-"""benchmarks/reference_jax.py against the package: data, τ0, τ_u, metrics, a smoke run.
+"""benchmarks/reference_jax.py against the package: data, τ0, τ_u, metrics, train steps,
+a smoke run.
 
 The JAX script is the package's MF training loop re-implemented for a GPU machine
 without TensorFlow; its figures only mean something if its pieces compute what
@@ -9,15 +10,18 @@ import adaptau_tf  # noqa: F401
 
 # isort: split
 
+import argparse
 import json
 import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 jax = pytest.importorskip("jax")
 
-from adaptau_tf.data import load_data  # noqa: E402
+from adaptau_tf.data import load_data, make_synthetic  # noqa: E402
+from adaptau_tf.models import build_model  # noqa: E402
 from adaptau_tf.temperature import closed_form  # noqa: E402
 from benchmarks import reference_jax as rj  # noqa: E402
 from trainers import train as trainer  # noqa: E402
@@ -116,3 +120,61 @@ def test_smoke_run_writes_config_epochs_and_summary(tiny, tmp_path):
     assert summary["best_epoch"] == best["epoch"]
     assert summary["test_recall@20"] == best["test_recall@20"]
     assert summary["patience_stop_epoch"] <= 3
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_train_steps_match_the_package_with_per_user_tau(jit):
+    # Three steps of the recipe's Adap-τ computation from the same tables: reference
+    # loss form, per-user τ on the negatives, per-row draws (the package's dense item
+    # gradient path), L2, Adam, a user twice in a batch; no dropout (its random stream
+    # differs). The package draws the JAX step's negatives (reproduced from its key).
+    data = make_synthetic(num_users=30, num_items=50, seed=1)
+    n, m, d, batch, draws, steps = data.num_users, data.num_items, 8, 12, 16, 3
+    rng = np.random.default_rng(5)
+    user0 = rng.uniform(-0.3, 0.3, (n, d)).astype(np.float32)
+    item0 = rng.uniform(-0.3, 0.3, (m, d)).astype(np.float32)
+    tau_u = rng.uniform(0.04, 0.2, n)
+    tau0 = 0.1
+    users = rng.integers(0, n, (steps, batch))
+    users[:, 1] = users[:, 0]
+    items = rng.integers(0, m, (steps, batch))
+    keys = [jax.random.PRNGKey(7 + s) for s in range(steps)]
+    negative_ids = np.stack([np.asarray(jax.random.randint(jax.random.split(k)[1],
+                                                           (batch, draws), 0, m))
+                             for k in keys])
+
+    args = argparse.Namespace(dropout=0.0, draws=0, negatives=draws, loss_form="reference",
+                              lr=0.01, l2=1e-3)
+    step = rj.make_step(args, m)
+    params = {"user": jax.numpy.asarray(user0), "item": jax.numpy.asarray(item0)}
+    zeros = jax.tree.map(jax.numpy.zeros_like, params)
+    opt = {"m": zeros, "v": zeros, "t": jax.numpy.zeros((), jax.numpy.float32)}
+    sums = counts = jax.numpy.zeros(n, jax.numpy.float32)
+    t_all = jax.numpy.asarray(1.0 / tau_u, jax.numpy.float32)
+    losses = []
+    for s in range(steps):
+        params, opt, sums, counts, loss = step(params, opt, sums, counts, users[s], items[s],
+                                               keys[s], jax.numpy.float32(1.0 / tau0), t_all)
+        losses.append(float(loss))
+
+    model = build_model("mf", data, strategy="adap-tau", loss_form="reference",
+                        negatives=f"sampled:{draws}x{batch}", l2=1e-3, embedding_dim=d, seed=0)
+    assert model.dense_item_gradient
+    model.user_embedding.embeddings.assign(user0)
+    model.item_embedding.embeddings.assign(item0)
+    model.task.inverse_temperature.assign(1.0 / tau0)
+    model.task.user_inverse_temperature.assign((1.0 / tau_u).astype(np.float32))
+    drawn = tf.constant(negative_ids, tf.int64)
+    model.sample_negatives = lambda: tf.gather(drawn, model.optimizer.iterations)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), jit_compile=jit)
+    dataset = tf.data.Dataset.from_tensor_slices((users, items))
+    history = model.fit(dataset, epochs=1, verbose=0).history
+
+    np.testing.assert_allclose(model.user_embedding.embeddings.numpy(), params["user"],
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.item_embedding.embeddings.numpy(), params["item"],
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.task.user_loss_sum.numpy(), sums, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(model.task.user_loss_count.numpy(), counts)
+    assert history["loss"][0] == pytest.approx(np.mean(losses), rel=1e-5)
+    assert np.abs(model.user_embedding.embeddings.numpy() - user0).max() > 1e-3  # it moved
