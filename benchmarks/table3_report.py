@@ -10,6 +10,7 @@ from typing import Any
 from benchmarks import reporting, table3_carry
 from benchmarks.paper_table3 import LABELS, STRATEGIES, paper_numbers
 from benchmarks.reporting import REPO, markdown_table, write_results
+from benchmarks.table3_notes import config_notes, notes_markdown
 
 PROTOCOL_TITLES = {
     "honest": "Honest protocol: validation split carved from train (10 %), early stopping "
@@ -338,8 +339,7 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
             ["backbone", "protocol", "strategy", "state", "epochs so far / budget"],
             [[p["backbone"], p["protocol"], LABELS[p["strategy"]], p["state"],
               f"{p['epochs_done']} / {p['epoch_budget']}"] for p in report["pending"]]), ""]
-    if report["notes"]:
-        lines += ["## Notes", ""] + [f"* {note}" for note in report["notes"]] + [""]
+    lines += notes_markdown(report["notes"])
     lines += [f"## Settings (config `{report['config']}`)", ""]
     lines += [f"* {run}: {args}" for run, args in report["settings"].items()]
     return "\n".join(lines)
@@ -383,9 +383,7 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
                 rows.append(carried)
             else:
                 pending.append(pending_row(run, state))
-        notes = [text if key == "*" else f"{key}: {text}"
-                 for key, text in config.get("notes", {}).items()
-                 if key == "*" or dataset in key.split("/")]
+        notes = config_notes(config, dataset)
         report = {
             "dataset": dataset, "data": mine[0]["train_args"]["data"], "rows": rows,
             "pending": pending, "ordering": ordering_checks(rows),

@@ -55,7 +55,8 @@ def test_tiny_table3_contract_and_resume(tmp_path, results, monkeypatch, capsys)
         assert set(row) >= ROW_KEYS and row["backbone"] == "mf"
         assert 0 <= row["test_recall@20"] <= 1 and 0 <= row["test_ndcg@20"] <= 1
         assert row["epochs"] == 2 and row["seconds"] > 0
-    assert table["pending"] == [] and table["notes"] == ["tiny/mf: smoke config"]
+    assert table["pending"] == [] and table["notes"] == [
+        {"scope": "tiny/mf", "topic": None, "text": "smoke config"}]
     checks = {(c["protocol"], c["check"]) for c in table["ordering"]}
     assert checks == {("honest", "adap-tau >= grid-tau"), ("honest", "adap-tau > nonorm")}
 
