@@ -52,7 +52,7 @@ def _fields(present: dict[str, Any], where: str) -> tuple[str, ...]:
         raise ValueError(f"{where}: no {', '.join(missing)} (the run must use the paper "
                          "protocol and evaluate every epoch; adaptive runs log every "
                          f"one of {', '.join(TAU_FIELDS)})")
-    return (*METRICS, *TAU_FIELDS) if taus else METRICS
+    return FIELDS if taus else METRICS
 
 
 def read_package(run: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:

@@ -83,9 +83,14 @@ def generate(interactions: int, users: int, items: int, seed: int = 0) -> dict[s
     return {"train": pairs[~is_test], "test": pairs[is_test]}
 
 
+def data_dir(name: str) -> Path:
+    """Where the size's data are cached."""
+    return WORK / f"{name}-seed0"
+
+
 def cached_data(name: str) -> Path:
     """Generates the size's data in a subprocess unless it is cached."""
-    directory = WORK / f"{name}-seed0"
+    directory = data_dir(name)
     if not (directory / "meta.json").exists():
         subprocess.run([sys.executable, __file__, name], check=True)
     return directory
@@ -96,7 +101,7 @@ def generate_main(name: str) -> None:
     interactions, users, items = SIZES[name]
     start = time.perf_counter()
     split = generate(interactions, users, items)
-    directory = WORK / f"{name}-seed0"
+    directory = data_dir(name)
     directory.mkdir(parents=True, exist_ok=True)
     for key, pairs in split.items():
         np.save(directory / f"{key}.npy", pairs)
