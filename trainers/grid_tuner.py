@@ -139,9 +139,11 @@ class TemperatureGridTuner(BaseTuner):
         model.fit(
             self.data.train_dataset(config["batch_size"], seed=config["seed"]),
             epochs=config["epochs"], verbose=self.verbose,
-            callbacks=[tf.keras.callbacks.BackupAndRestore(str(trial_dir / "backup")),
-                       evaluation, stopwatch, *self.callbacks,
-                       CSVHistory(trial_dir / "history.csv", append=True)],
+            # BackupAndRestore last: an epoch is done once its row is written (train.py).
+            callbacks=[evaluation, stopwatch, *self.callbacks,
+                       CSVHistory(trial_dir / "history.csv", append=True,
+                                  replace_repeated_epochs=True),
+                       tf.keras.callbacks.BackupAndRestore(str(trial_dir / "backup"))],
         )
         if evaluation.best_epoch is None:
             raise RuntimeError(f"τ={tau}: no evaluation ran (epochs={config['epochs']}, "

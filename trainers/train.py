@@ -224,11 +224,7 @@ def _train(
             warm_start(model, load_run(config["init_from"], data).model)
     monitor_eval, test_eval = evaluators(data, args.protocol)
     prefix = "val_" if monitor_eval is not test_eval else "test_"
-    callbacks: list[tf.keras.callbacks.Callback] = [
-        # Shared by every worker: the chief writes backup/chief, which all restore from.
-        # Kept after the end (as evaluation_state/): a larger --epochs extends the run.
-        tf.keras.callbacks.BackupAndRestore(str(output / "backup"), delete_checkpoint=False)
-    ]
+    callbacks: list[tf.keras.callbacks.Callback] = []
     if model.task.strategy.adaptive:
         callbacks.append(AdaptiveTemperature.from_data(
             data, estimator=args.estimator, warmup_epochs=args.warmup_epochs,
@@ -248,9 +244,18 @@ def _train(
     callbacks.append(SyncStopTraining())
     # CSVHistory, not CSVLogger: with --eval-every > 1 the first epoch has no metrics
     # and CSVLogger, whose columns are those of the first epoch, would drop them all.
-    callbacks.append(CSVHistory(write_dir / "history.csv", append=True))
+    callbacks.append(CSVHistory(write_dir / "history.csv", append=True,
+                                replace_repeated_epochs=True))
     if args.tensorboard:
         callbacks.append(tf.keras.callbacks.TensorBoard(args.tensorboard))
+    # Last, so that an epoch is checkpointed as done only once its evaluation, evaluation
+    # state and history row are written: a process killed in between repeats the epoch
+    # (its row replaced) instead of skipping its evaluation. No callback above reads the
+    # model at on_train_begin, where this one restores it.
+    # Shared by every worker: the chief writes backup/chief, which all restore from.
+    # Kept after the end (as evaluation_state/): a larger --epochs extends the run.
+    callbacks.append(
+        tf.keras.callbacks.BackupAndRestore(str(output / "backup"), delete_checkpoint=False))
 
     start = time.perf_counter()
     history = model.fit(

@@ -42,7 +42,11 @@ class CSVHistory(tf.keras.callbacks.Callback):
     the union of the columns, the earlier rows keeping their values and
     getting ``NA`` in the new columns. With ``append=True`` an existing file
     (from an earlier ``fit`` or process, or from ``CSVLogger``) is continued
-    under its own header.
+    under its own header. With ``replace_repeated_epochs=True`` an epoch at or
+    below the file's last epoch replaces that epoch's row and drops the later
+    ones (atomically, as above): a run resumed by ``BackupAndRestore`` from a
+    checkpoint older than its last row trains those epochs again, and the file
+    keeps one row per epoch, the latest.
 
     Place it after the callbacks that write into ``logs`` (evaluation,
     temperatures), as ``CSVLogger``.
@@ -52,17 +56,20 @@ class CSVHistory(tf.keras.callbacks.Callback):
         separator: the field separator.
         append: continue an existing file (``False`` starts it afresh at
             ``on_train_begin``).
+        replace_repeated_epochs: an epoch the file already has (or an earlier
+            one) replaces the rows from that epoch on instead of being appended
+            after them (``CSVLogger`` appends).
         **kwargs: passed to ``tf.keras.callbacks.Callback``.
 
     Example:
-        >>> history = CSVHistory("history.csv", append=True)
+        >>> history = CSVHistory("history.csv", append=True, replace_repeated_epochs=True)
         >>> model.fit(dataset, epochs=10,
         ...           callbacks=[RankingEvaluation(evaluator, every_n_epochs=2), history])
     """
 
     def __init__(
         self, filename: str | os.PathLike, separator: str = ",", append: bool = False,
-        **kwargs: Any,
+        replace_repeated_epochs: bool = False, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(separator, str) or len(separator) != 1:
@@ -70,26 +77,36 @@ class CSVHistory(tf.keras.callbacks.Callback):
         self.filename = os.fspath(filename)
         self.separator = separator
         self.append = bool(append)
+        self.replace_repeated_epochs = bool(replace_repeated_epochs)
         self._columns: list[str] | None = None
+        self._last_epoch: int | None = None
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        """Reads the header of the file to continue, or removes the file."""
+        """Reads the header (and last epoch) of the file to continue, or removes the file."""
         path = Path(self.filename)
-        self._columns = None
+        self._columns, self._last_epoch = None, None
         if not self.append:
             path.unlink(missing_ok=True)
         elif path.exists():
-            self._columns = self._read()[0] or None
+            header, rows = self._read()
+            self._columns = header or None
+            if self.replace_repeated_epochs and rows:
+                self._last_epoch = max(self._epoch(row, n) for n, row in enumerate(rows, 2))
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Writes the epoch's row, widening the file first if it logs a new key."""
         row = {"epoch": str(epoch)}
         row.update((key, _format(value)) for key, value in (logs or {}).items())
-        if self._columns is not None and set(row) <= set(self._columns):
+        repeated = self._last_epoch is not None and epoch <= self._last_epoch
+        if self.replace_repeated_epochs:
+            self._last_epoch = epoch
+        if not repeated and self._columns is not None and set(row) <= set(self._columns):
             with open(self.filename, "a", newline="") as f:
                 self._writer(f).writerow([row.get(c, MISSING) for c in self._columns])
             return
         columns, rows = self._read() if Path(self.filename).exists() else ([], [])
+        if repeated:
+            rows = [old for n, old in enumerate(rows, 2) if self._epoch(old, n) < epoch]
         keys = set(columns) | set(row)
         self._columns = ["epoch"] + sorted(keys - {"epoch"})
         temporary = f"{self.filename}.tmp"
@@ -102,6 +119,14 @@ class CSVHistory(tf.keras.callbacks.Callback):
 
     def _writer(self, f: Any) -> Any:
         return csv.writer(f, delimiter=self.separator, lineterminator="\n")
+
+    def _epoch(self, row: Mapping[str, str], line: int) -> int:
+        """The ``epoch`` cell of a row read from line ``line`` of the file, as an int."""
+        try:
+            return int(row["epoch"])
+        except (KeyError, ValueError):
+            raise ValueError(f"{self.filename}, line {line}: epoch "
+                             f"{row.get('epoch')!r} is not an integer") from None
 
     def _read(self) -> tuple[list[str], list[dict[str, str]]]:
         """The file's header and its rows (as ``{column: cell}``)."""
@@ -120,4 +145,5 @@ class CSVHistory(tf.keras.callbacks.Callback):
 
     def get_config(self) -> dict[str, Any]:
         """The arguments (``tf.keras.callbacks.Callback`` has no config to chain to)."""
-        return {"filename": self.filename, "separator": self.separator, "append": self.append}
+        return {"filename": self.filename, "separator": self.separator, "append": self.append,
+                "replace_repeated_epochs": self.replace_repeated_epochs}

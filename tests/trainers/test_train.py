@@ -25,17 +25,23 @@ def _args(tmp_path, *extra):
 
 
 class Interrupt(tf.keras.callbacks.Callback):
-    """Simulates a crash in the middle of an epoch (after its first batch)."""
+    """Simulates a crash in the middle of an epoch (after its first batch) or, with
+    ``at_end``, at its end: after its evaluation, before its history row."""
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: int, at_end: bool = False) -> None:
         super().__init__()
         self.epoch = epoch
+        self.at_end = at_end
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.current == self.epoch and batch == 0:
+        if not self.at_end and self.current == self.epoch and batch == 0:
+            raise KeyboardInterrupt("simulated interruption")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.at_end and epoch == self.epoch:
             raise KeyboardInterrupt("simulated interruption")
 
 
@@ -103,6 +109,25 @@ def test_interrupted_run_resumes_to_the_same_epoch_count(tmp_path):
     assert result["epochs"] == 4
     assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
     assert (run / "backup").exists()  # kept: a larger --epochs extends the run
+
+
+def test_a_crash_after_the_evaluation_repeats_the_epoch_instead_of_losing_it(tmp_path):
+    # The checkpoint used to be written first at an epoch's end: a process killed during
+    # the (long) test evaluation resumed at the next epoch, that epoch never evaluated.
+    args = _args(tmp_path, "--strategy", "fixed", "--tau", "0.2", "--patience", "0",
+                 "--protocol", "paper")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(args, extra_callbacks=[Interrupt(1, at_end=True)])
+    run = tmp_path / "run"
+    assert _history_epochs(run / "history.csv") == [0]
+    result = trainer.train(args)
+    assert result["epochs"] == 4
+    assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
+    state = json.loads((run / "evaluation_state" / "ranking_evaluation_state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [0, 1, 2, 3]
+    with open(run / "history.csv") as handle:
+        logged = [float(row["test_ndcg@20"]) for row in csv.DictReader(handle)]
+    np.testing.assert_allclose(logged, [h["ndcg@20"] for h in state["history"]], rtol=1e-9)
 
 
 def test_resume_refuses_other_arguments_and_finished_runs_are_kept(tmp_path):

@@ -91,10 +91,38 @@ def test_a_ragged_file_is_refused_with_its_line(tmp_path):
         _fit([_EveryOther(), CSVHistory(path, append=True)], epochs=3, initial_epoch=2)
 
 
+def test_repeated_epochs_replace_their_rows_only_when_asked(tmp_path):
+    # A run resumed from a checkpoint older than its last row trains epochs 1-2 again.
+    replaced, appended = tmp_path / "replaced.csv", tmp_path / "appended.csv"
+    _fit([CSVHistory(replaced, append=True, replace_repeated_epochs=True),
+          CSVHistory(appended, append=True)], epochs=3)
+    before = _rows(replaced)
+    history = _fit([_EveryOther(), CSVHistory(replaced, append=True,
+                                              replace_repeated_epochs=True),
+                    CSVHistory(appended, append=True)], epochs=4, initial_epoch=1)
+    rows = _rows(replaced)
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
+    assert rows[0] == {**before[0], "late": "NA"}  # the kept row, widened
+    np.testing.assert_allclose([float(r["loss"]) for r in rows[1:]], history.history["loss"],
+                               rtol=1e-6)
+    assert [r["late"] for r in rows] == ["NA", "10.0", "NA", "30.0"]
+    assert [r["epoch"] for r in _rows(appended)] == ["0", "1", "2", "1", "2", "3"]  # CSVLogger's
+    assert not (tmp_path / "replaced.csv.tmp").exists()
+
+
+def test_a_non_integer_epoch_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,1.5\nfirst,1.2\n")
+    with pytest.raises(ValueError, match=r"history.csv, line 3: epoch 'first' is not an integer"):
+        _fit([CSVHistory(path, append=True, replace_repeated_epochs=True)], epochs=2,
+             initial_epoch=1)
+
+
 def test_config_round_trip_and_bad_separator(tmp_path):
-    callback = CSVHistory(tmp_path / "h.tsv", separator="\t", append=True)
+    callback = CSVHistory(tmp_path / "h.tsv", separator="\t", append=True,
+                          replace_repeated_epochs=True)
     clone = CSVHistory(**callback.get_config())
     assert clone.get_config() == {"filename": str(tmp_path / "h.tsv"), "separator": "\t",
-                                  "append": True}
+                                  "append": True, "replace_repeated_epochs": True}
     with pytest.raises(ValueError, match=r"separator must be one character, got ', '"):
         CSVHistory(tmp_path / "h.csv", separator=", ")
