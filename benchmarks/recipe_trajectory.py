@@ -86,6 +86,13 @@ def shown_epochs(common: list[int]) -> list[int]:
     return [e for e in common if e <= 5 or e % 10 == 0 or e == common[-1]]
 
 
+def span(epochs: list[int]) -> str:
+    """``"1-120"`` for sorted 1-based ``epochs``, ``"1-120 except 85"`` where some
+    are missing (an epoch a run did not log)."""
+    missing = sorted(set(range(1, epochs[-1] + 1)) - set(epochs))
+    return f"1-{epochs[-1]}" + (f" except {', '.join(map(str, missing))}" if missing else "")
+
+
 def best(epochs: dict[int, dict[str, float]], last: int) -> dict[str, float]:
     """The best epoch up to ``last`` by test NDCG@20 (the paper protocol's choice)."""
     epoch = max((e for e in epochs if e <= last), key=lambda e: epochs[e]["test_ndcg@20"])
@@ -120,12 +127,13 @@ def compare(package: dict[int, dict[str, float]], reference: dict[int, dict[str,
         shared = [e for e in common if e in other_seed]
         if not shared:
             raise ValueError("the other seed's log has no epoch in common with the runs")
-        yardstick = {"seed_yardstick": {"epochs": len(shared),
+        yardstick = {"seed_yardstick": {"epochs": len(shared), "span": span(shared),
                                         "package": gap_stats(package, reference, shared),
                                         "reference_seeds": gap_stats(other_seed, reference,
                                                                      shared)}}
     return {
         "common_epochs": len(common),
+        "common_span": span(common),
         "rows": [{"epoch": e, "package": package[e], "reference": reference[e]}
                  for e in shown_epochs(common)],
         **gap_stats(package, reference, common),
@@ -168,9 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ra = result["reference_best_all_epochs"]
     summary = markdown_table(
         ["", "epoch", "test Recall@20", "test NDCG@20"],
-        [[f"package best (epochs 1-{result['common_epochs']})", pb["epoch"],
+        [[f"package best (epochs {result['common_span']})", pb["epoch"],
           pb["test_recall@20"], pb["test_ndcg@20"]],
-         [f"JAX best (epochs 1-{result['common_epochs']})", rb["epoch"],
+         [f"JAX best (epochs {result['common_span']})", rb["epoch"],
           rb["test_recall@20"], rb["test_ndcg@20"]],
          [f"JAX best (all {max(reference)} epochs)", ra["epoch"], ra["test_recall@20"],
           ra["test_ndcg@20"]]])
@@ -178,14 +186,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      f"{result['max_abs_gap'][f]:.4f}, mean signed gap "
                      f"{result['mean_gap'][f]:+.4f} (package − JAX)" for f in METRICS)
     markdown = (f"# {args.name}: package run vs JAX reference, epoch by epoch\n\n"
-                f"Package run `{args.run}` ({len(package)} epochs, code of "
+                f"Package run `{args.run}` ({len(package)} epochs logged: "
+                f"{span(sorted(package))}; code of "
                 f"{args.code_commit}), JAX log "
                 f"`{args.reference}` ({len(reference)} epochs); {result['common_epochs']} "
                 f"epochs in common. Over those: {gaps}.\n\n{table}\n\n{summary}\n")
     if "seed_yardstick" in result:
         y = result["seed_yardstick"]
         markdown += "\n" + markdown_table(
-            [f"mean / largest absolute gap (mean signed gap), epochs 1-{y['epochs']}",
+            [f"mean / largest absolute gap (mean signed gap), epochs {y['span']}",
              "test Recall@20", "test NDCG@20"],
             [[label, *(f"{y[key]['mean_abs_gap'][f]:.4f} / {y[key]['max_abs_gap'][f]:.4f} "
                        f"({y[key]['mean_gap'][f]:+.4f})" for f in METRICS)]

@@ -15,6 +15,8 @@ def _package_run(path, rows):
         writer = csv.DictWriter(handle, ["epoch", "loss", *recipe_trajectory.FIELDS])
         writer.writeheader()
         for epoch, (recall, ndcg) in enumerate(rows):  # 0-based, as Keras writes them
+            if recall is None:  # an epoch the run did not log
+                continue
             writer.writerow({"epoch": epoch, "loss": 1.0, "test_recall@20": recall,
                              "test_ndcg@20": ndcg, "tau0": 0.1, "mu_pos": 0.2,
                              "tau_u_p50": 0.05})
@@ -59,6 +61,25 @@ def test_aligns_epochs_and_reports_gaps_and_bests(tmp_path, monkeypatch):
             "0.0000 / 0.0000 (+0.0000) |") in markdown
     assert "| 1 | 0.1000 | 0.0500 | 0.1000 | 0.2000 | 0.5000 | 0.1200 |" in markdown
     assert "abc1234" in markdown
+
+
+def test_an_epoch_the_run_did_not_log_is_named_in_the_labels(tmp_path, monkeypatch):
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    _package_run(tmp_path / "run", [(0.10, 0.05), (None, None), (0.25, 0.11), (0.3, 0.2)])
+    _reference_log(tmp_path / "ref.jsonl", [(0.12, 0.06), (0.18, 0.10), (0.21, 0.13)])
+    _reference_log(tmp_path / "seed1.jsonl", [(0.11, 0.06), (0.15, 0.10), (0.2, 0.1)])
+    payload = recipe_trajectory.main(["--run", str(tmp_path / "run"), "--reference",
+                                      str(tmp_path / "ref.jsonl"), "--name", "gap",
+                                      "--other-seed", str(tmp_path / "seed1.jsonl"),
+                                      "--code-commit", "abc1234"])
+    assert payload["common_epochs"] == 2 and payload["common_span"] == "1-3 except 2"
+    assert payload["seed_yardstick"]["span"] == "1-3 except 2"
+    assert payload["mean_abs_gap"]["test_recall@20"] == pytest.approx((0.02 + 0.04) / 2)
+    markdown = (tmp_path / "results" / "recipe_trajectory_gap.md").read_text()
+    assert "(3 epochs logged: 1-4 except 2; code of abc1234)" in markdown
+    assert "| package best (epochs 1-3 except 2) | 3 |" in markdown
+    assert "epochs 1-3 except 2 | test Recall@20 |" in markdown
+    assert recipe_trajectory.span([1, 2, 5, 7]) == "1-7 except 3, 4, 6"
 
 
 def test_shown_epochs_and_bad_inputs(tmp_path):
