@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from adaptau_tf.data import InteractionData
 from adaptau_tf.evaluation import RankingEvaluation
 from adaptau_tf.models import RetrievalModel
 from trainers import train as trainer
+from trainers.run_files import Stopwatch
 
 
 class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
@@ -57,23 +57,6 @@ class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
         for trial_id in state.get("grid_order", []):
             self._ordered_ids.insert(trial_id)
         self._populate_next = list(state.get("populate_next", []))
-
-
-class _Stopwatch(tf.keras.callbacks.Callback):
-    """Accumulates a trial's training wall time across interrupted processes."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        self.base = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
-        self.start = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        return self.base + time.perf_counter() - self.start
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        trainer._write_json(self.path, {"seconds": self.seconds})
 
 
 class TemperatureGridTuner(BaseTuner):
@@ -135,7 +118,7 @@ class TemperatureGridTuner(BaseTuner):
             patience=config["patience"] or None, prefix=self.prefix, verbose=0,
             backup_dir=str(trial_dir / "evaluation_state"),
         )
-        stopwatch = _Stopwatch(trial_dir / "elapsed.json")
+        stopwatch = Stopwatch(trial_dir / "elapsed.json")
         model.fit(
             self.data.train_dataset(config["batch_size"], seed=config["seed"]),
             epochs=config["epochs"], verbose=self.verbose,

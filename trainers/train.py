@@ -11,7 +11,9 @@ per-user τ_u ``[num_users]`` float64), ``metrics.json`` (the final test
 evaluation, written last), with ``--track-groups`` ``groups.csv`` (per epoch
 and item popularity group: mean raw embedding norm and validation
 Recall/NDCG@20, see ``PopularityGroupTracker``), ``backup/``
-(``tf.keras.callbacks.BackupAndRestore``) and ``evaluation_state/``: rerunning
+(``tf.keras.callbacks.BackupAndRestore``), ``evaluation_state/`` and
+``elapsed.json`` (the training time so far; ``metrics.json``'s ``train_seconds``
+sums every process's): rerunning
 the same command after an interruption resumes from the last finished epoch,
 and rerunning it with a larger ``--epochs`` extends a finished run
 (``trainers.resume``).
@@ -20,12 +22,10 @@ and rerunning it with a larger ``--epochs`` extends a finished run
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ from trainers.distribute import (
 )
 from trainers.presets import PRESETS, PresetArgumentParser, preset_help
 from trainers.resume import check_resume, extend_finished_run
+from trainers.run_files import Stopwatch
+from trainers.run_files import write_json as _write_json
 from trainers.runs import (
     TrainedRun,
     evaluators,
@@ -151,16 +153,6 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Writes JSON atomically (temp file in the same directory, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def _save_weights(model: RetrievalModel, output: Path) -> None:
     """Saves weights into ``weights/`` atomically (temp dir, then rename)."""
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".weights."))
@@ -246,6 +238,8 @@ def _train(
     # and CSVLogger, whose columns are those of the first epoch, would drop them all.
     callbacks.append(CSVHistory(write_dir / "history.csv", append=True,
                                 replace_repeated_epochs=True))
+    stopwatch = Stopwatch(write_dir / "elapsed.json")  # train time across resumptions
+    callbacks.append(stopwatch)
     if args.tensorboard:
         callbacks.append(tf.keras.callbacks.TensorBoard(args.tensorboard))
     # Last, so that an epoch is checkpointed as done only once its evaluation, evaluation
@@ -257,12 +251,11 @@ def _train(
     callbacks.append(
         tf.keras.callbacks.BackupAndRestore(str(output / "backup"), delete_checkpoint=False))
 
-    start = time.perf_counter()
     history = model.fit(
         data.train_dataset(args.batch_size, seed=args.seed),
         epochs=args.epochs, callbacks=callbacks, verbose=args.verbose,
     )
-    train_seconds = time.perf_counter() - start
+    train_seconds = stopwatch.seconds
     _save_weights(model, write_dir)
 
     users, items = model.compute_representations(training=False)

@@ -6,6 +6,7 @@ import adaptau_tf  # noqa: F401
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
@@ -105,7 +106,13 @@ def test_interrupted_run_resumes_to_the_same_epoch_count(tmp_path):
     run = tmp_path / "run"
     assert not (run / "metrics.json").exists()
     assert (run / "backup").exists()
+    booked = json.loads((run / "elapsed.json").read_text())["seconds"]
+    assert booked > 0  # epochs 0-1, booked at their ends
+    (run / "elapsed.json").write_text(json.dumps({"seconds": booked + 1000.0}))
+    start = time.perf_counter()
     result = trainer.train(args)
+    assert booked + 1000.0 < result["train_seconds"] < booked + 1000.0 + (
+        time.perf_counter() - start)  # the earlier processes' time, then this one's
     assert result["epochs"] == 4
     assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
     assert (run / "backup").exists()  # kept: a larger --epochs extends the run
