@@ -55,6 +55,9 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
     metrics = json.loads((directory / "metrics.json").read_text())
     config = json.loads((directory / "config.json").read_text())
     wall = _wall_seconds(run["dir"], "trainers.train") if directory == run["dir"] else None
+    elapsed = directory / "elapsed.json"  # all processes' time (train_seconds: since 1b2be14)
+    if wall is None and elapsed.exists():
+        wall = json.loads(elapsed.read_text())["seconds"]
     row = _row(run, metrics, metrics, config["epochs"],
                seconds=wall if wall is not None else metrics["train_seconds"],
                train_seconds=metrics["train_seconds"],
