@@ -64,6 +64,8 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
                tau={"grid-tau": config["tau"], "nonorm": None}.get(run["strategy"],
                                                                    metrics["tau0"]),
                preset=config.get("preset"), run_dir=run["dir"])
+    if config.get("patience") == 0:  # ran its budget; fewer epochs = rows history.csv lacks
+        row["stopped_by"] = "budget"
     if directory != run["dir"]:
         row["reused_from"] = _rel(directory)
     return row

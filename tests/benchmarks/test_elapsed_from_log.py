@@ -1,4 +1,4 @@
-"""benchmarks/elapsed_from_log.py and the Table 3 rows that read its elapsed.json."""
+"""benchmarks/elapsed_from_log.py, and the Table 3 row of a run resumed across processes."""
 
 import json
 
@@ -17,11 +17,12 @@ Epoch 3/3
 """
 
 
-def _finished_run(path, train_seconds):
+def _finished_run(path, train_seconds, epochs=3, patience=5):
     path.mkdir()
-    (path / "config.json").write_text(json.dumps({"epochs": 3, "preset": None, "tau": 0.2}))
+    (path / "config.json").write_text(json.dumps({"epochs": 3, "preset": None, "tau": 0.2,
+                                                  "patience": patience}))
     (path / "metrics.json").write_text(json.dumps({
-        "epochs": 3, "best_epoch": 3, "train_seconds": train_seconds, "tau0": 0.1,
+        "epochs": epochs, "best_epoch": 2, "train_seconds": train_seconds, "tau0": 0.1,
         "test_recall@20": 0.03, "test_ndcg@20": 0.02}))
 
 
@@ -39,6 +40,18 @@ def test_sums_the_finished_epochs_and_the_report_books_them(tmp_path):
             "strategy": "adap-tau", "dir": tmp_path / "cell"}
     row = table3_report.finished_row(cell, run)
     assert row["seconds"] == 617.0 and row["train_seconds"] == 205.0
+    assert row["stopped_by"] == "budget" and row["reused_from"] == str(run)
+
+
+def test_a_run_without_early_stopping_ran_its_budget_even_with_a_history_row_missing(tmp_path):
+    cell = {"dataset": "gowalla", "backbone": "mf", "protocol": "paper",
+            "strategy": "adap-tau", "dir": tmp_path / "cell"}
+    _finished_run(tmp_path / "stopped", 1.0, epochs=2, patience=5)
+    _finished_run(tmp_path / "gap", 1.0, epochs=2, patience=0)  # an epoch never evaluated
+    assert table3_report.finished_row(cell, tmp_path / "stopped")["stopped_by"] == \
+        "early stopping"
+    row = table3_report.finished_row(cell, tmp_path / "gap")
+    assert row["stopped_by"] == "budget" and row["epochs"] == 2 and row["epoch_budget"] == 3
 
 
 def test_a_log_without_epoch_lines_or_an_unfinished_run_is_refused(tmp_path):
