@@ -26,6 +26,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+@tf.keras.utils.register_keras_serializable(package="adaptau_tf")
 class Stopwatch(tf.keras.callbacks.Callback):
     """Accumulates a run's training wall time across the processes that resume it.
 
@@ -37,6 +38,7 @@ class Stopwatch(tf.keras.callbacks.Callback):
 
     Args:
         path: the JSON file, created at the first epoch's end.
+        **kwargs: passed to ``tf.keras.callbacks.Callback``.
 
     Example:
         >>> stopwatch = Stopwatch(run_dir / "elapsed.json")
@@ -44,8 +46,8 @@ class Stopwatch(tf.keras.callbacks.Callback):
         >>> stopwatch.seconds  # this run's training time, all processes together
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
+    def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.path = Path(path)
         try:
             self.base = float(json.loads(self.path.read_text())["seconds"]) \
@@ -62,3 +64,7 @@ class Stopwatch(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         write_json(self.path, {"seconds": self.seconds})
+
+    def get_config(self) -> dict[str, Any]:
+        """The arguments (``tf.keras.callbacks.Callback`` has no config to chain to)."""
+        return {"path": str(self.path)}

@@ -24,6 +24,8 @@ def test_stopwatch_adds_this_process_to_the_booked_time(tmp_path):
     second.on_epoch_end(1)
     assert json.loads(path.read_text())["seconds"] >= booked + 50.0
     assert [p.name for p in tmp_path.iterdir()] == ["elapsed.json"]  # no temporary left
+    clone = Stopwatch(**second.get_config())  # reads what the second one booked
+    assert clone.path == path and clone.base == json.loads(path.read_text())["seconds"]
 
 
 def test_a_file_without_seconds_is_refused_with_its_path(tmp_path):
