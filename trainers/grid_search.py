@@ -54,6 +54,7 @@ import tensorflow as tf
 from trainers import train as trainer
 from trainers.grid_tuner import ResumableGridSearchOracle, TemperatureGridTuner
 from trainers.presets import PRESETS, PresetArgumentParser, preset_help
+from trainers.run_files import write_json
 
 #: Trainer options the grid search shares (same flags, defaults and presets).
 SHARED_OPTIONS: tuple[str, ...] = (
@@ -209,7 +210,7 @@ def write_outputs(tuner: TemperatureGridTuner, output: Path, settings: dict[str,
         users, items = model.compute_representations(training=False)
         metrics = tuner.test_eval.evaluate(users, items)
         payload["best_test"] = {f"test_{k}": v for k, v in metrics.items()}
-    trainer._write_json(output / "trials.json", payload)
+    write_json(output / "trials.json", payload)
     columns = ["tau", "valid_recall@20", "valid_ndcg@20", "epochs", "best_epoch", "seconds"]
     tmp = output / ".trials.csv.tmp"
     with open(tmp, "w", newline="") as handle:
@@ -234,7 +235,7 @@ def grid_search(
     output.mkdir(parents=True, exist_ok=True)
     settings = search_settings(args, grid)
     _check_resume(output / "grid_config.json", settings)
-    trainer._write_json(output / "grid_config.json", settings)
+    write_json(output / "grid_config.json", settings)
     config = {key: settings[key] for key in SHARED_OPTIONS}
     config["monitor"] = args.objective
     data = trainer.prepare_data(config)

@@ -29,7 +29,7 @@ from adaptau_tf.data import InteractionData
 from adaptau_tf.evaluation import RankingEvaluation
 from adaptau_tf.models import RetrievalModel
 from trainers import train as trainer
-from trainers.run_files import Stopwatch
+from trainers.run_files import Stopwatch, write_json
 
 
 class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
@@ -146,7 +146,7 @@ class TemperatureGridTuner(BaseTuner):
             "best_epoch": int(evaluation.best_epoch) + 1,
             "seconds": stopwatch.seconds,
         }
-        trainer._write_json(trial_dir / "result.json", result)
+        write_json(trial_dir / "result.json", result)
         return result
 
     def save_model(self, trial_id: str, model: RetrievalModel, step: int = 0) -> None:

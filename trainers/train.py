@@ -53,8 +53,7 @@ from trainers.distribute import (
 )
 from trainers.presets import PRESETS, PresetArgumentParser, preset_help
 from trainers.resume import check_resume, extend_finished_run
-from trainers.run_files import Stopwatch
-from trainers.run_files import write_json as _write_json
+from trainers.run_files import Stopwatch, write_json
 from trainers.runs import (
     TrainedRun,
     evaluators,
@@ -207,7 +206,7 @@ def _train(
     config.update(num_users=data.num_users, num_items=data.num_items,
                   num_train=len(data.train), num_valid=len(data.valid), num_test=len(data.test),
                   num_replicas=strategy.num_replicas_in_sync, num_workers=num_workers(strategy))
-    _write_json(write_dir / "config.json", config)
+    write_json(write_dir / "config.json", config)
     print(data.summary())
 
     with strategy.scope():
@@ -279,7 +278,7 @@ def _train(
         "test": test_metrics,
     }
     result.update({f"test_{k}": v for k, v in test_metrics.items()})
-    _write_json(write_dir / "metrics.json", result)
+    write_json(write_dir / "metrics.json", result)
     print(format_metrics_table(test_metrics, title=f"test metrics ({args.protocol} protocol)"))
     return result
 
