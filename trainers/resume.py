@@ -33,6 +33,9 @@ from typing import Any
 RESUMABLE_DIFFERENCES = frozenset(
     {"verbose", "output", "tensorboard", "track_groups", "epochs", "jit_compile"}
 )
+# Arguments added after runs were written, with the value those runs had: a
+# config.json without the key equals one with this value.
+ADDED_LATER: dict[str, Any] = {"remove_accidental_hits": False, "sampling_correction": False}
 
 
 def config_differences(output: Path, config: dict[str, Any]) -> list[str]:
@@ -45,9 +48,10 @@ def config_differences(output: Path, config: dict[str, Any]) -> list[str]:
     old = json.loads(existing.read_text())
     changed = sorted(  # only the arguments: data sizes were added after parsing
         key for key in config
-        if key not in RESUMABLE_DIFFERENCES and old.get(key) != config.get(key)
+        if key not in RESUMABLE_DIFFERENCES
+        and old.get(key, ADDED_LATER.get(key)) != config.get(key)
     )
-    return [f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in changed]
+    return [f"{k}: {old.get(k, ADDED_LATER.get(k))!r} -> {config.get(k)!r}" for k in changed]
 
 
 def check_resume(output: Path, config: dict[str, Any]) -> None:

@@ -75,6 +75,8 @@ def make_model(config: dict[str, Any], data: InteractionData) -> RetrievalModel:
         l2=config["l2"],
         message_dropout=config["dropout"],
         seed=config["seed"],
+        remove_accidental_hits=config.get("remove_accidental_hits", False),
+        sampling_correction=config.get("sampling_correction", False),
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(config["lr"]),
                   jit_compile=use_jit(config, model))

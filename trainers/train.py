@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", default="sampled:1024",
                    help="sampled:M (one draw shared by the batch) | sampled:MxG "
                         "(G draws of M, row b uses draw b mod G) | in-batch")
+    p.add_argument("--remove-accidental-hits", action="store_true",
+                   help="mask negatives that are the row's own positive item (in-batch: "
+                        "the batch's other rows with the same item)")
+    p.add_argument("--sampling-correction", action="store_true",
+                   help="logQ correction of in-batch negatives: each candidate's logit "
+                        "loses the log of its share of the training pairs")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--lr", type=float, default=1e-3)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from adaptau_tf.models.lightgcn import LightGCN
 from adaptau_tf.models.matrix_factorization import MatrixFactorization
 from adaptau_tf.models.retrieval_model import RetrievalModel
@@ -48,6 +50,8 @@ def build_model(
     message_dropout: float = 0.0,
     seed: int | None = None,
     track_user_loss: bool = False,
+    remove_accidental_hits: bool = False,
+    sampling_correction: bool = False,
 ) -> RetrievalModel:
     """A ready-to-compile model for an :class:`~adaptau_tf.data.InteractionData`.
 
@@ -64,6 +68,10 @@ def build_model(
         message_dropout: dropout on the user vector.
         seed: initialiser seed.
         track_user_loss: accumulate per-user losses for any strategy.
+        remove_accidental_hits: mask negatives that are the row's own positive
+            item (in-batch: other rows with the same item; sampled: draws of it).
+        sampling_correction: logQ correction of in-batch negatives, with each
+            item's share of ``data.train`` as its sampling probability.
 
     Example:
         >>> model = build_model("mf", data, strategy="adap-tau")
@@ -74,6 +82,7 @@ def build_model(
         temperature=temperature,
         loss_form=loss_form,
         track_user_loss=track_user_loss,
+        remove_accidental_hits=remove_accidental_hits,
         name="retrieval",
     )
     num_negatives, negative_groups = parse_negatives(negatives)
@@ -85,9 +94,15 @@ def build_model(
         "l2": l2,
         "message_dropout": message_dropout,
         "seed": seed,
+        "sampling_correction": sampling_correction,
     }
     if backbone == "mf":
-        return MatrixFactorization(data.num_users, data.num_items, **common)
-    if backbone == "lightgcn":
-        return LightGCN(data.num_users, data.num_items, train_pairs=data.train, **common)
-    raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+        model: RetrievalModel = MatrixFactorization(data.num_users, data.num_items, **common)
+    elif backbone == "lightgcn":
+        model = LightGCN(data.num_users, data.num_items, train_pairs=data.train, **common)
+    else:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    if sampling_correction:
+        model.set_item_sampling_probability(
+            np.bincount(np.asarray(data.train)[:, 1], minlength=data.num_items))
+    return model

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -59,6 +60,11 @@ class RetrievalModel(tfrs.Model):
         l2: λ.
         message_dropout: dropout rate on the user vector during training.
         seed: seed of the Xavier-uniform initialisers.
+        sampling_correction: logQ correction of in-batch negatives (TFRS's
+            ``candidate_sampling_probability``): each candidate's logit loses
+            the log of its probability of being a batch positive, held in the
+            non-trainable ``item_sampling_probability`` ``[m]`` (uniform until
+            :meth:`set_item_sampling_probability`). In-batch negatives only.
         **kwargs: passed to ``tfrs.Model``.
     """
 
@@ -76,6 +82,7 @@ class RetrievalModel(tfrs.Model):
         l2: float = 0.0,
         message_dropout: float = 0.0,
         seed: int | None = None,
+        sampling_correction: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,6 +98,11 @@ class RetrievalModel(tfrs.Model):
             raise ValueError(
                 f"negative_groups={negative_groups} needs sampled negatives "
                 "(num_negatives), got in-batch ones (num_negatives=None)"
+            )
+        if sampling_correction and num_negatives is not None:
+            raise ValueError(
+                "sampling_correction=True corrects in-batch negatives (num_negatives=None), "
+                f"got num_negatives={num_negatives!r}"
             )
         if not 0.0 <= message_dropout < 1.0:
             raise ValueError(f"message_dropout must be in [0, 1), got {message_dropout!r}")
@@ -111,6 +123,7 @@ class RetrievalModel(tfrs.Model):
         self.l2 = float(l2)
         self.message_dropout = float(message_dropout)
         self.seed = seed
+        self.sampling_correction = bool(sampling_correction)
         self.user_embedding = tf.keras.layers.Embedding(
             num_users, embedding_dim,
             embeddings_initializer=tf.keras.initializers.GlorotUniform(seed=seed),
@@ -125,6 +138,11 @@ class RetrievalModel(tfrs.Model):
         )
         self.user_embedding.build((None,))
         self.item_embedding.build((None,))
+        if self.sampling_correction:
+            self.item_sampling_probability = self.add_weight(
+                name="item_sampling_probability", shape=(num_items,), trainable=False,
+                initializer=tf.keras.initializers.Constant(1.0 / num_items),
+            )
         self.user_dropout = tf.keras.layers.Dropout(message_dropout, name="message_dropout")
         self.normalization = L2Normalization(name="l2_normalization")
         # Epoch means of the logged losses (tfrs.Model logs the last batch's values).
@@ -138,6 +156,26 @@ class RetrievalModel(tfrs.Model):
         # Every weight exists now (embeddings above, the task's state in its
         # constructor): the model can be saved or restored before any call.
         self.built = True
+
+    def set_item_sampling_probability(self, counts: Any) -> None:
+        """Sets ``item_sampling_probability`` to ``counts / sum(counts)``.
+
+        Args:
+            counts: ``[m]`` non-negative training pairs per item.
+
+        Raises:
+            ValueError: without ``sampling_correction``, or bad counts (quoted).
+        """
+        if not self.sampling_correction:
+            raise ValueError("set_item_sampling_probability needs sampling_correction=True")
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.shape != (self.num_items,) or (counts < 0).any() or counts.sum() <= 0:
+            raise ValueError(
+                f"counts must be [{self.num_items}] non-negative with a positive sum, got "
+                f"shape {counts.shape}, min {counts.min() if counts.size else None}, "
+                f"sum {counts.sum()}"
+            )
+        self.item_sampling_probability.assign(counts / counts.sum())
 
     @property
     def normalize(self) -> bool:
@@ -210,10 +248,14 @@ class RetrievalModel(tfrs.Model):
         if self.num_negatives is not None:
             negative_ids = self.sample_negatives()
             negatives = item_head(tf.gather(items, negative_ids))
+        probability = None
+        if self.sampling_correction:
+            probability = tf.gather(self.item_sampling_probability, item_ids)
         loss = self.task(
             query,
             positives,
             user_ids=user_ids,
+            candidate_sampling_probability=probability,
             candidate_ids=item_ids,
             negative_embeddings=negatives,
             negative_ids=negative_ids,
@@ -304,6 +346,7 @@ class RetrievalModel(tfrs.Model):
             "l2": self.l2,
             "message_dropout": self.message_dropout,
             "seed": self.seed,
+            "sampling_correction": self.sampling_correction,
         }
 
 

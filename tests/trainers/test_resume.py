@@ -104,3 +104,15 @@ def test_check_resume_allows_only_the_budget_to_differ(tmp_path):
         check_resume(run, {**config, "lr": 0.1})
     (run / "metrics.json").write_text(json.dumps({"epochs": 5}))
     assert extend_finished_run(run, config) == {"epochs": 5}
+
+
+def test_a_run_written_before_a_flag_existed_resumes_with_its_old_value(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = trainer._config(_args(tmp_path, 5, "--negatives", "in-batch"))
+    old = {k: v for k, v in config.items()
+           if k not in ("remove_accidental_hits", "sampling_correction")}
+    (run / "config.json").write_text(json.dumps(old))
+    check_resume(run, config)  # the flags' defaults are what the old run did
+    with pytest.raises(SystemExit, match=r"sampling_correction: False -> True"):
+        check_resume(run, {**config, "sampling_correction": True})

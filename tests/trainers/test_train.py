@@ -203,3 +203,17 @@ def test_an_xla_run_resumes_without_xla(tmp_path):
                                  "--jit-compile", "off"))
     assert result["epochs"] == 4
     assert _history_epochs(tmp_path / "run" / "history.csv") == [0, 1, 2, 3]
+
+
+def test_in_batch_corrections_reach_the_model_and_survive_load_run(tmp_path):
+    trainer.train(_args(tmp_path, "--negatives", "in-batch", "--epochs", "1",
+                        "--remove-accidental-hits", "--sampling-correction"))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["remove_accidental_hits"] is True and config["sampling_correction"] is True
+    loaded = trainer.load_run(tmp_path / "run")
+    assert loaded.model.task.remove_accidental_hits
+    counts = np.bincount(loaded.data.train[:, 1], minlength=loaded.data.num_items)
+    np.testing.assert_allclose(loaded.model.item_sampling_probability.numpy(),
+                               counts / counts.sum(), rtol=1e-6)
+    with pytest.raises(ValueError, match="in-batch negatives"):
+        trainer.train(_args(tmp_path / "other", "--sampling-correction"))
