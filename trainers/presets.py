@@ -12,7 +12,8 @@ MF one is exactly ``benchmarks/strategies.py``'s settings, which gave the
 ML-1M results in ``benchmarks/results/strategies_ml-1m_mf.md``; the LightGCN
 one is the reference code's structure with the settings of this repository's ML-1M
 benchmarks, lr 1e-3, but 1024 uniform negatives: with in-batch ones, whose
-sampling follows popularity, validation Recall@20 stalls at 0.13 on ML-1M; and
+sampling follows popularity, validation Recall@20 stalls at 0.13 on ML-1M (on
+Gowalla ``--sampling-correction``, logQ, lifts them to the uniform ones' level); and
 the paper loss form: with the reference one Adap-τ fell 0.011 Recall@20 behind
 Adap-τ0 on ML-1M, with the paper one it is ahead, ``benchmarks/table3.toml``),
 marked ``source="ours"`` below. ``fast-mf-gowalla`` (also ours) applies the
