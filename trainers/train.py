@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask negatives that are the row's own positive item (in-batch: "
                         "the batch's other rows with the same item)")
     p.add_argument("--sampling-correction", action="store_true",
-                   help="logQ correction of in-batch negatives: each candidate's logit "
+                   help="logQ correction of in-batch negatives: each negative's logit "
                         "loses the log of its share of the training pairs")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=2048)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from adaptau_tf.models.lightgcn import LightGCN
 from adaptau_tf.models.matrix_factorization import MatrixFactorization
 from adaptau_tf.models.retrieval_model import RetrievalModel
@@ -103,6 +101,5 @@ def build_model(
     else:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
     if sampling_correction:
-        model.set_item_sampling_probability(
-            np.bincount(np.asarray(data.train)[:, 1], minlength=data.num_items))
+        model.set_item_sampling_probability(data.train_item_counts)
     return model

@@ -61,8 +61,9 @@ class RetrievalModel(tfrs.Model):
         message_dropout: dropout rate on the user vector during training.
         seed: seed of the Xavier-uniform initialisers.
         sampling_correction: logQ correction of in-batch negatives (TFRS's
-            ``candidate_sampling_probability``): each candidate's logit loses
-            the log of its probability of being a batch positive, held in the
+            ``candidate_sampling_probability``): each in-batch negative's logit
+            loses the log of its probability of being a batch positive (the
+            row's own positive is left as is), held in the
             non-trainable ``item_sampling_probability`` ``[m]`` (uniform until
             :meth:`set_item_sampling_probability`). In-batch negatives only.
         **kwargs: passed to ``tfrs.Model``.
