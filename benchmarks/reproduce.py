@@ -247,8 +247,7 @@ def reusable(run: dict[str, Any], argv: list[str], reuse_dir: Path) -> Path | No
         if run["dir"] in config_path.parents or not (config_path.parent / "metrics.json").exists():
             continue
         config = json.loads(config_path.read_text())
-        if all(config.get(k, resume.ADDED_LATER.get(k)) == v
-               for k, v in wanted.items() if k not in ignored):
+        if all(resume.recorded(config, k) == v for k, v in wanted.items() if k not in ignored):
             return config_path.parent
     return None
 

@@ -38,6 +38,12 @@ RESUMABLE_DIFFERENCES = frozenset(
 ADDED_LATER: dict[str, Any] = {"remove_accidental_hits": False, "sampling_correction": False}
 
 
+def recorded(config: dict[str, Any], key: str) -> Any:
+    """``config[key]`` of a saved ``config.json``, or :data:`ADDED_LATER`'s value for
+    a key added after the run was written (``None`` for any other missing key)."""
+    return config.get(key, ADDED_LATER.get(key))
+
+
 def config_differences(output: Path, config: dict[str, Any]) -> list[str]:
     """``"key: old -> new"`` for each argument in which ``output/config.json``
     differs from ``config``, except :data:`RESUMABLE_DIFFERENCES` (empty when
@@ -49,9 +55,9 @@ def config_differences(output: Path, config: dict[str, Any]) -> list[str]:
     changed = sorted(  # only the arguments: data sizes were added after parsing
         key for key in config
         if key not in RESUMABLE_DIFFERENCES
-        and old.get(key, ADDED_LATER.get(key)) != config.get(key)
+        and recorded(old, key) != config.get(key)
     )
-    return [f"{k}: {old.get(k, ADDED_LATER.get(k))!r} -> {config.get(k)!r}" for k in changed]
+    return [f"{k}: {recorded(old, k)!r} -> {config.get(k)!r}" for k in changed]
 
 
 def check_resume(output: Path, config: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ import tensorflow as tf
 from adaptau_tf.data import InteractionData, load_data
 from adaptau_tf.evaluation import RankingEvaluator
 from adaptau_tf.models import RetrievalModel, build_model
+from trainers.resume import recorded
 
 
 @dataclasses.dataclass
@@ -75,8 +76,8 @@ def make_model(config: dict[str, Any], data: InteractionData) -> RetrievalModel:
         l2=config["l2"],
         message_dropout=config["dropout"],
         seed=config["seed"],
-        remove_accidental_hits=config.get("remove_accidental_hits", False),
-        sampling_correction=config.get("sampling_correction", False),
+        remove_accidental_hits=recorded(config, "remove_accidental_hits"),
+        sampling_correction=recorded(config, "sampling_correction"),
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(config["lr"]),
                   jit_compile=use_jit(config, model))
