@@ -54,12 +54,14 @@ import tensorflow as tf
 from trainers import train as trainer
 from trainers.grid_tuner import ResumableGridSearchOracle, TemperatureGridTuner
 from trainers.presets import PRESETS, PresetArgumentParser, preset_help
+from trainers.resume import recorded
 from trainers.run_files import write_json
 
 #: Trainer options the grid search shares (same flags, defaults and presets).
 SHARED_OPTIONS: tuple[str, ...] = (
     "data", "backbone", "loss_form", "negatives", "epochs", "batch_size", "lr", "l2",
     "dropout", "embedding_dim", "seed", "protocol", "valid_fraction", "eval_every", "patience",
+    "remove_accidental_hits", "sampling_correction",
 )
 OBJECTIVES: tuple[str, ...] = ("ndcg@20", "recall@20")
 # Arguments that may change between a search and its resumption.
@@ -71,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = PresetArgumentParser(prog="adaptau-grid-search", description=__doc__.split("\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help=preset_help())
     for action in trainer.build_parser()._actions:
-        if action.dest in SHARED_OPTIONS:
+        if action.dest in SHARED_OPTIONS and action.nargs == 0:  # a switch (store_true)
+            p.add_argument(*action.option_strings, action="store_true", help=action.help)
+        elif action.dest in SHARED_OPTIONS:
             p.add_argument(*action.option_strings, type=action.type, default=action.default,
                            choices=action.choices, help=action.help)
     p.add_argument("--tau-min", type=float, default=0.02)
@@ -120,12 +124,15 @@ def search_settings(args: argparse.Namespace, grid: list[float]) -> dict[str, An
 
 def settings_differences(path: Path, settings: dict[str, Any]) -> list[str]:
     """``"key: old -> new"`` for each setting in which the search saved in
-    ``path`` (``grid_config.json``) differs from ``settings`` (empty if none)."""
+    ``path`` (``grid_config.json``) differs from ``settings`` (empty if none).
+    A search saved before a flag existed had its old value
+    (:func:`trainers.resume.recorded`)."""
     if not path.exists():
         return []
     old = json.loads(path.read_text())
-    changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-    return [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in changed]
+    changed = sorted(k for k in set(old) | set(settings)
+                     if recorded(old, k) != settings.get(k))
+    return [f"{k}: {recorded(old, k)!r} -> {settings.get(k)!r}" for k in changed]
 
 
 def _check_resume(path: Path, settings: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import adaptau_tf  # noqa: F401
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +150,20 @@ def test_shipped_config_plans_valid_commands(tmp_path):
             args = trainer.build_parser().parse_args(reproduce.train_argv(run))
             assert args.preset.endswith(run["dataset"].replace("-", ""))
             assert args.strategy == run["strategy"] and args.protocol == run["protocol"]
+
+
+def test_grid_cells_pass_on_every_option_the_grid_search_shares_with_train():
+    # a cell's [args] reach its grid search only through GRID_SHARED: a trainer option
+    # the grid search takes but reproduce.py leaves out would silently differ
+    assert set(grid_search.SHARED_OPTIONS) | {"preset"} == reproduce.GRID_SHARED
+    config = {"work_dir": "w", "backbones": ["mf"], "datasets": {"d": "synthetic"},
+              "protocols": {"paper": ["grid-tau"]},
+              "args": {"*": {"negatives": "in-batch", "sampling_correction": True,
+                             "remove_accidental_hits": False}},
+              "grid": {"*": {"taus": "0.1"}}}
+    (run,) = reproduce.plan(config, Path("w"), [])
+    args = grid_search.build_parser().parse_args(run["grid_argv"])
+    assert args.sampling_correction is True and args.remove_accidental_hits is False
 
 
 def test_paper_numbers_match_algorithm_md():

@@ -7,10 +7,12 @@ import adaptau_tf  # noqa: F401
 import csv
 import json
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from trainers import grid_search
+from trainers import train as trainer
 
 SMALL = "synthetic:num_users=80,num_items=60"
 
@@ -114,3 +116,36 @@ def test_tau_grid_and_cli_errors(capsys):
     with pytest.raises(SystemExit):
         grid_search.main(["--output", "x", "--taus", "0.1,-1"])
     assert "positive" in capsys.readouterr().err
+
+
+def test_in_batch_corrections_reach_the_trials(tmp_path):
+    args = _args(tmp_path / "g", "--taus", "0.2", "--epochs", "1", "--negatives", "in-batch",
+                 "--remove-accidental-hits", "--sampling-correction")
+    grid_search.grid_search(args)
+    settings = json.loads((tmp_path / "g" / "grid_config.json").read_text())
+    assert settings["remove_accidental_hits"] is True and settings["sampling_correction"]
+    tuner_dir = tmp_path / "g" / "tuner" / "trial_0"
+    config = {key: settings[key] for key in grid_search.SHARED_OPTIONS}
+    data = trainer.prepare_data({**config, "monitor": "ndcg@20"})
+    model = trainer.make_model({**config, "strategy": "fixed", "tau": 0.2}, data)
+    model.load_weights(str(tuner_dir / "weights" / "model")).expect_partial()
+    assert model.task.remove_accidental_hits
+    counts = np.bincount(data.train[:, 1], minlength=data.num_items)
+    np.testing.assert_allclose(model.item_sampling_probability.numpy(),
+                               counts / counts.sum(), rtol=1e-6)
+
+
+def test_a_search_saved_before_the_correction_flags_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "g"
+    grid_search.grid_search(_args(out, "--taus", "0.2", "--epochs", "1"))
+    saved = json.loads((out / "grid_config.json").read_text())
+    old = {k: v for k, v in saved.items()
+           if k not in ("remove_accidental_hits", "sampling_correction")}
+    (out / "grid_config.json").write_text(json.dumps(old))
+    monkeypatch.setattr(grid_search.TemperatureGridTuner, "_fit", _refuse_training)
+    again = grid_search.grid_search(_args(out, "--taus", "0.2", "--epochs", "1"))
+    assert [t["tau"] for t in again["trials"]] == [0.2]
+    (out / "grid_config.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="remove_accidental_hits: False -> True"):
+        grid_search.grid_search(_args(out, "--taus", "0.2", "--epochs", "1",
+                                      "--negatives", "in-batch", "--remove-accidental-hits"))
