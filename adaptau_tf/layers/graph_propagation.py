@@ -59,8 +59,7 @@ class GraphPropagation(tf.keras.layers.Layer):
     since ``Â`` is symmetric, the backward pass is the same product
     (``tf.custom_gradient``), avoiding TF's slow adjoint path.
 
-    ``[n+m, d] -> [n+m, d]``; :meth:`rows` gives only some rows of that
-    result for about a third less work. The graph is data, not a weight: it is rebuilt
+    ``[n+m, d] -> [n+m, d]``. The graph is data, not a weight: it is rebuilt
     from the training pairs (``get_config`` holds only ``num_layers``; pass the
     matrix again when rebuilding).
 
@@ -93,14 +92,8 @@ class GraphPropagation(tf.keras.layers.Layer):
             values=coo.data[order].astype(np.float32),
             dense_shape=np.array(coo.shape, dtype=np.int64),
         )
-        csr = sp.csr_matrix(adjacency)
-        csr.sort_indices()
-        self._row_splits = tf.constant(csr.indptr.astype(np.int64))
-        self._columns = tf.constant(csr.indices.astype(np.int64))
-        self._values = tf.constant(csr.data.astype(np.float32))
 
-    def _multiply(self) -> Any:
-        """``x -> Â x`` with the same product as its gradient (``Â`` is symmetric)."""
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         matrix = csr_ops.CSRSparseMatrix(self._sparse)
 
         @tf.custom_gradient
@@ -110,53 +103,12 @@ class GraphPropagation(tf.keras.layers.Layer):
 
             return csr_ops.matmul(matrix, x), grad
 
-        return multiply
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        multiply = self._multiply()
         layer = inputs
         total = inputs
         for _ in range(self.num_layers):
             layer = multiply(layer)
             total = total + layer
         return total / float(self.num_layers + 1)
-
-    def rows(self, inputs: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
-        """``tf.gather(self(inputs), ids)``, without the last round's full product.
-
-        The last round is needed only at ``ids``: ``Â[ids, :] x`` over those
-        rows' nonzeros instead of ``Â x`` over all of them, in the forward pass
-        and again in the backward one. For a training batch of LightGCN
-        (``2B`` of ``n+m`` rows) that removes about one product in three. Same
-        values and gradients as the full propagation (up to float rounding).
-
-        Args:
-            inputs: ``[n+m, d]`` layer-0 table.
-            ids: ``[R]`` int row ids (repeats allowed).
-
-        Returns:
-            ``[R, d]`` propagated rows.
-
-        Example:
-            >>> layer.rows(table, tf.constant([0, 5]))  # == tf.gather(layer(table), [0, 5])
-        """
-        ids = tf.cast(tf.reshape(ids, [-1]), tf.int64)
-        layer = inputs
-        total = tf.gather(inputs, ids)
-        if self.num_layers == 0:
-            return total
-        multiply = self._multiply()
-        for _ in range(self.num_layers - 1):
-            layer = multiply(layer)
-            total = total + tf.gather(layer, ids)
-        positions = tf.ragged.range(tf.gather(self._row_splits, ids),
-                                    tf.gather(self._row_splits, ids + 1))
-        flat = positions.flat_values
-        contributions = (tf.gather(layer, tf.gather(self._columns, flat))
-                         * tf.gather(self._values, flat)[:, None])
-        last = tf.math.unsorted_segment_sum(
-            contributions, positions.value_rowids(), tf.shape(ids, out_type=tf.int64)[0])
-        return (total + last) / float(self.num_layers + 1)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_layers": self.num_layers}

@@ -63,20 +63,6 @@ class LightGCN(RetrievalModel):
         final = self.propagation(table)
         return final[: self.num_users], final[self.num_users:]
 
-    def propagate_rows(self, user_ids: tf.Tensor, item_ids: tf.Tensor,
-                       training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
-        """The batch's propagated rows (:meth:`GraphPropagation.rows`), without
-        the last round's full product: about a third less propagation work
-        per training step than :meth:`propagate` and a gather."""
-        table = tf.concat(
-            [self.user_embedding.embeddings, self.item_embedding.embeddings], axis=0
-        )
-        user_ids = tf.cast(tf.reshape(user_ids, [-1]), tf.int64)
-        item_ids = tf.cast(tf.reshape(item_ids, [-1]), tf.int64)
-        final = self.propagation.rows(table, tf.concat([user_ids, item_ids + self.num_users], 0))
-        count = tf.shape(user_ids)[0]
-        return final[:count], final[count:]
-
     def get_config(self) -> dict[str, Any]:
         raise NotImplementedError(
             "LightGCN holds its training graph as data: rebuild it with the same "

@@ -187,14 +187,6 @@ class RetrievalModel(tfrs.Model):
         """The backbone: ``([n, d], [m, d])`` raw (unnormalised) representations."""
         raise NotImplementedError
 
-    def propagate_rows(self, user_ids: tf.Tensor, item_ids: tf.Tensor,
-                       training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
-        """Rows of :meth:`propagate`: ``([U, d], [I, d])`` for ``user_ids [U]`` and
-        ``item_ids [I]`` (repeats allowed). Backbones that can compute a few rows
-        more cheaply than the whole tables override this (LightGCN)."""
-        users, items = self.propagate(training=training)
-        return tf.gather(users, user_ids), tf.gather(items, item_ids)
-
     def _head(self, vectors: tf.Tensor) -> tf.Tensor:
         return self.normalization(vectors) if self.normalize else vectors
 
@@ -243,30 +235,20 @@ class RetrievalModel(tfrs.Model):
     def compute_loss(self, inputs: Any, training: bool = False) -> tf.Tensor:
         """Mean softmax loss of a batch plus the L2 term (see class docstring)."""
         user_ids, item_ids = _unpack(inputs)
-        negative_ids = self.sample_negatives() if self.num_negatives is not None else None
+        users, items = self.propagate(training=training)
+        query = self._head(self.user_dropout(tf.gather(users, user_ids), training=training))
+        item_head = self._head
         if self.dense_item_gradient:
             # Normalise the [m, d] table once and gather from it: the same vectors
             # as normalising the G·M >= m gathered rows, at a fraction of the
             # cost, and the table's gradient arrives dense instead of as
             # IndexedSlices of G·M rows that Adam would have to deduplicate.
-            users, items = self.propagate(training=training)
-            user_rows = tf.gather(users, user_ids)
-            items = self._head(items)
-            positives = tf.gather(items, item_ids)
-            negatives = tf.gather(items, negative_ids)
-        else:
-            wanted = item_ids
-            if negative_ids is not None:
-                wanted = tf.concat([tf.cast(item_ids, tf.int64),
-                                    tf.reshape(tf.cast(negative_ids, tf.int64), [-1])], axis=0)
-            user_rows, item_rows = self.propagate_rows(user_ids, wanted, training=training)
-            item_rows = self._head(item_rows)
-            rows = tf.shape(item_ids)[0]
-            positives, negatives = item_rows[:rows], None
-            if negative_ids is not None:
-                negatives = tf.reshape(
-                    item_rows[rows:], tf.concat([tf.shape(negative_ids), [-1]], axis=0))
-        query = self._head(self.user_dropout(user_rows, training=training))
+            items, item_head = self._head(items), tf.identity
+        positives = item_head(tf.gather(items, item_ids))
+        negative_ids = negatives = None
+        if self.num_negatives is not None:
+            negative_ids = self.sample_negatives()
+            negatives = item_head(tf.gather(items, negative_ids))
         probability = None
         if self.sampling_correction:
             probability = tf.gather(self.item_sampling_probability, item_ids)

@@ -48,27 +48,6 @@ def test_propagation_and_its_gradient_match_dense_numpy():
                                atol=1e-5)
 
 
-@pytest.mark.parametrize("num_layers", [0, 1, 3])
-def test_rows_match_dense_numpy_values_and_gradient(num_layers):
-    # rows 6 (item 3, no edges) and 0 (twice): repeats and an isolated node
-    dense = _dense_adjacency()
-    layer = GraphPropagation(normalized_adjacency(3, 4, PAIRS), num_layers=num_layers)
-    x = tf.Variable(np.random.default_rng(2).normal(size=(7, 5)).astype(np.float32))
-    ids = np.array([0, 4, 6, 0, 2])
-    weights = np.random.default_rng(3).normal(size=(len(ids), 5))
-    with tf.GradientTape() as tape:
-        out = layer.rows(x, tf.constant(ids))
-        loss = tf.reduce_sum(out * weights)
-    operator = sum(np.linalg.matrix_power(dense, k)
-                   for k in range(num_layers + 1)) / (num_layers + 1)
-    np.testing.assert_allclose(out.numpy(), (operator @ x.numpy())[ids], atol=1e-5)
-    # d/dx sum(W * (M x)[ids]) = Mᵀ S W with S scattering each row of W to its id
-    scattered = np.zeros((7, 5))
-    np.add.at(scattered, ids, weights)
-    np.testing.assert_allclose(tf.convert_to_tensor(tape.gradient(loss, x)).numpy(),
-                               operator.T @ scattered, atol=1e-5)
-
-
 def test_l2_normalization_layer():
     out = L2Normalization()(tf.constant([[3.0, 4.0], [0.0, 0.0]])).numpy()
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])

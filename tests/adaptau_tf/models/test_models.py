@@ -224,32 +224,6 @@ def test_dense_item_gradient_path_matches_gathering_the_draws(data, backbone, mo
                                    rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("negatives", ["in-batch", "sampled:16", "sampled:8x2"])
-def test_lightgcn_batch_rows_give_the_full_propagation_loss_and_gradients(
-        data, negatives, monkeypatch):
-    # LightGCN's propagate_rows skips the last round's full product; the base class's
-    # (propagate everything, then gather) must give the same loss and gradients.
-    from adaptau_tf.models.retrieval_model import RetrievalModel
-
-    model = build_model("lightgcn", data, strategy="adap-tau", negatives=negatives, l2=0.5,
-                        embedding_dim=8, seed=0)
-    assert not model.dense_item_gradient
-    batch = (tf.constant([0, 1, 2, 5, 7, 9, 9, 3]), tf.constant([3, 4, 5, 6, 1, 2, 2, 0]))
-
-    def loss_and_gradients():
-        with tf.GradientTape() as tape:
-            loss = model.compute_loss(batch, training=True)
-        return float(loss), tape.gradient(loss, model.trainable_variables)
-
-    rows_loss, rows_grads = loss_and_gradients()
-    monkeypatch.setattr(LightGCN, "propagate_rows", RetrievalModel.propagate_rows)
-    full_loss, full_grads = loss_and_gradients()
-    assert rows_loss == pytest.approx(full_loss, rel=1e-6)
-    for a, b in zip(rows_grads, full_grads):
-        np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b),
-                                   rtol=1e-4, atol=1e-6)  # float32 summation order
-
-
 def test_dense_item_gradient_only_when_draws_cover_the_catalogue(data):
     for spec, expected in (("sampled:16", False), ("sampled:16x2", False),
                            ("sampled:20x2", True), ("in-batch", False)):
