@@ -73,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = PresetArgumentParser(prog="adaptau-grid-search", description=__doc__.split("\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help=preset_help())
     for action in trainer.build_parser()._actions:
-        if action.dest in SHARED_OPTIONS and action.nargs == 0:  # a switch (store_true)
+        if action.dest not in SHARED_OPTIONS:
+            continue
+        if action.nargs == 0:  # a switch (store_true)
             p.add_argument(*action.option_strings, action="store_true", help=action.help)
-        elif action.dest in SHARED_OPTIONS:
+        else:
             p.add_argument(*action.option_strings, type=action.type, default=action.default,
                            choices=action.choices, help=action.help)
     p.add_argument("--tau-min", type=float, default=0.02)
