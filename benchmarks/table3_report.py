@@ -26,7 +26,7 @@ TARGET_RATIO = 0.98
 METRICS = ("recall@20", "ndcg@20")
 
 
-def _rel(path: Path) -> str:
+def repo_relative(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(REPO))
     except ValueError:
@@ -67,7 +67,7 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
     if config.get("patience") == 0:  # ran its budget; fewer epochs = rows history.csv lacks
         row["stopped_by"] = "budget"
     if directory != run["dir"]:
-        row["reused_from"] = _rel(directory)
+        row["reused_from"] = repo_relative(directory)
     return row
 
 
@@ -99,7 +99,7 @@ def _row(run: dict[str, Any], test: dict[str, Any], progress: dict[str, Any], bu
         "epochs": progress["epochs"], "epoch_budget": budget,
         "stopped_by": "budget" if progress["epochs"] >= budget else "early stopping",
         "best_epoch": progress["best_epoch"],
-        **fields, "run_dir": _rel(fields["run_dir"]),
+        **fields, "run_dir": repo_relative(fields["run_dir"]),
     }
     paper = paper_numbers(run["dataset"], run["backbone"], run["strategy"])
     if paper is not None:
@@ -124,7 +124,7 @@ def pending_row(run: dict[str, Any], state: str) -> dict[str, Any]:
     row = {"backbone": run["backbone"], "strategy": run["strategy"],
            "protocol": run["protocol"], "state": state,
            "epochs_done": _epochs_done(run["dir"]),
-           "epoch_budget": _epoch_budget(run["train_args"]), "run_dir": _rel(run["dir"])}
+           "epoch_budget": _epoch_budget(run["train_args"]), "run_dir": repo_relative(run["dir"])}
     if run["strategy"] == "grid-tau":
         row["grid_trials_done"] = len(list(run["grid_dir"].glob("tuner/trial_*/result.json")))
     return row
@@ -240,7 +240,7 @@ def _write_grid(name: str, dataset: str, run: dict[str, Any], result: dict[str, 
         "ratio_to_adap_tau": entry["ratio_to_adap_tau"],
         "retrain_seconds": entry["retrain_seconds"],
         "ratio_with_retrain_to_adap_tau": entry["ratio_with_retrain_to_adap_tau"],
-        "run_dir": _rel(run["grid_dir"]),
+        "run_dir": repo_relative(run["grid_dir"]),
     }
     split = ("validation split" if result["monitored_split"] == "valid"
              else "TEST set (paper protocol)")
@@ -270,7 +270,7 @@ def _write_grid(name: str, dataset: str, run: dict[str, Any], result: dict[str, 
     write_results(name, payload, "\n".join(md))
 
 
-def _check_label(check: str) -> str:
+def check_label(check: str) -> str:
     left, op, right = check.split()
     return f"{LABELS[left]} {'≥' if op == '>=' else '>'} {LABELS[right]}"
 
@@ -311,7 +311,7 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
         lines += ["## Ordering targets (test metrics; diff = left − right)", "",
                   markdown_table(["backbone", "protocol", "check", "Recall@20 diff", "holds",
                                   "NDCG@20 diff", "holds"],
-                                 [[c["backbone"], c["protocol"], _check_label(c["check"]),
+                                 [[c["backbone"], c["protocol"], check_label(c["check"]),
                                    _fmt(c["recall@20"]["diff"], "+.4f"),
                                    "yes" if c["recall@20"]["holds"] else "**no**",
                                    _fmt(c["ndcg@20"]["diff"], "+.4f"),
@@ -350,11 +350,11 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _key(run: dict[str, Any]) -> str:
+def row_key(run: dict[str, Any]) -> str:
     return f"{run['backbone']}/{run['protocol']}/{run['strategy']}"
 
 
-def _settings(run: dict[str, Any]) -> str:
+def run_settings(run: dict[str, Any]) -> str:
     """The run's settings as one string (the table's ``settings``; carried rows match it)."""
     text = " ".join(f"{k}={v}" for k, v in run["train_args"].items()
                     if k not in ("data", "backbone", "protocol"))
@@ -373,12 +373,12 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
         mine = [run for run in runs if run["dataset"] == dataset]
         if not mine:
             continue
-        settings = {_key(run): _settings(run) for run in mine}
+        settings = {row_key(run): run_settings(run) for run in mine}
         previous = table3_carry.previous_table(dataset)
         rows, pending = [], []
         for run in mine:
             state, directory = states[id(run)]
-            carried = (table3_carry.carried_row(previous, _key(run), settings[_key(run)])
+            carried = (table3_carry.carried_row(previous, row_key(run), settings[row_key(run)])
                        if state in ("todo", "grid") and table3_carry.gone(run) else None)
             if state in ("done", "reuse", "extend"):  # extend: the finished budget so far
                 rows.append(finished_row(run, directory))
@@ -394,7 +394,7 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
             "pending": pending, "ordering": ordering_checks(rows),
             "targets": target_checks(rows),
             "grid_search": grid_entries(dataset, mine, rows, previous),
-            "notes": notes, "protocols": PROTOCOL_TITLES, "config": _rel(config_path),
+            "notes": notes, "protocols": PROTOCOL_TITLES, "config": repo_relative(config_path),
             "settings": settings,
         }
         written.append(write_results(f"table3_{dataset}", report,
