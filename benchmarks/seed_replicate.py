@@ -117,9 +117,12 @@ def _markdown(title: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -
           f"{c['recall@20']['diff']:+.4f}", "yes" if c["recall@20"]["holds"] else "**no**",
           f"{c['ndcg@20']['diff']:+.4f}", "yes" if c["ndcg@20"]["holds"] else "**no**"]
          for seed, c in checks])
+    grid_note = (" Grid Search τ with another seed trains at the τ the table's grid search "
+                 "chose (the search itself is not rerun)."
+                 if any(r["strategy"] == "grid-tau" for r in rows) else "")
     return (f"# {title}\n\n{table}\n\n## Ordering targets (test metrics; diff = left − right)"
             f"\n\n{ordering}\n\nThe table's own seed comes from the committed Table 3 row; "
-            "the others from the runs named in the command.\n")
+            f"the others from the runs named in the command.{grid_note}\n")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -85,6 +85,7 @@ def test_rows_means_and_orderings_per_seed(made):
     assert written["commit"] and written["command"] and written["table"]["commit"]
     md = (tmp / "results" / "seed_replicate_tiny_mf_honest.md").read_text()
     assert "| Adap-τ | mean |" in md and "Adap-τ ≥ Grid Search τ" in md
+    assert "trains at the τ the table's grid search chose" in md
 
 
 def test_runs_that_differ_in_more_than_the_seed_are_refused(made):
