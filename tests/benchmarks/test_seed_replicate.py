@@ -76,15 +76,18 @@ def test_rows_means_and_orderings_per_seed(made):
         assert check["ndcg@20"]["diff"] == pytest.approx(diff)
         assert check["ndcg@20"]["holds"] == (diff >= 0)
     for strategy in runs:
-        assert means[strategy]["test_recall@20"] == pytest.approx(statistics.fmean(
-            rows[(strategy, s)]["test_recall@20"] for s in (0, 1)))
+        values = [rows[(strategy, s)]["test_recall@20"] for s in (0, 1)]
+        assert means[strategy]["test_recall@20"] == pytest.approx(statistics.fmean(values))
+        # Sample standard deviation of two values: |a - b| / sqrt(2).
+        assert means[strategy]["test_recall@20_std"] == pytest.approx(
+            abs(values[0] - values[1]) / 2 ** 0.5)
     (mean_check,) = payload["mean_ordering"]
     assert mean_check["recall@20"]["diff"] == pytest.approx(
         means["adap-tau"]["test_recall@20"] - means["grid-tau"]["test_recall@20"])
     written = json.loads((tmp / "results" / "seed_replicate_tiny_mf_honest.json").read_text())
     assert written["commit"] and written["command"] and written["table"]["commit"]
     md = (tmp / "results" / "seed_replicate_tiny_mf_honest.md").read_text()
-    assert "| Adap-τ | mean |" in md and "Adap-τ ≥ Grid Search τ" in md
+    assert "| Adap-τ | mean ± sd |" in md and "Adap-τ ≥ Grid Search τ" in md
     assert "trains at the τ the table's grid search chose" in md
 
 
