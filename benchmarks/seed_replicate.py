@@ -55,9 +55,11 @@ def table_rows(table: dict[str, Any], cell: list[dict[str, Any]], path: Path
         if recorded != table3_report.run_settings(run):
             raise ValueError(f"{path}: {key} was made with {recorded!r}, but the config asks "
                              f"for {table3_report.run_settings(run)!r}; regenerate the table first")
-        rows[run["strategy"]] = next(r for r in table["rows"] if (
-            r["backbone"], r["protocol"], r["strategy"]) == (
-            run["backbone"], run["protocol"], run["strategy"]))
+        row = next((r for r in table["rows"] if (r["backbone"], r["protocol"], r["strategy"])
+                    == (run["backbone"], run["protocol"], run["strategy"])), None)
+        if row is None:
+            raise ValueError(f"{path}: no finished {key} row (see its 'pending')")
+        rows[run["strategy"]] = row
     return rows
 
 
@@ -69,11 +71,11 @@ def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any
     if not (directory / "metrics.json").exists():
         raise ValueError(f"{directory}: no metrics.json (the run has not finished)")
     recorded = json.loads((directory / "config.json").read_text())
+    if recorded["seed"] == run["train_args"].get("seed", 0):
+        raise ValueError(f"{directory}: seed {recorded['seed']} is the table's own seed")
     args = {**run["train_args"], "seed": recorded["seed"]}
     if run["strategy"] == "grid-tau":
         args["tau"] = table_row["tau"]
-    if recorded["seed"] == run["train_args"].get("seed", 0):
-        raise ValueError(f"{directory}: seed {recorded['seed']} is the table's own seed")
     config = train._config(train.build_parser().parse_args(
         reproduce.flags(args) + ["--output", str(directory)]))
     changed = resume.config_differences(directory, config)

@@ -115,6 +115,11 @@ def test_a_table_made_with_other_settings_is_refused(made, tmp_path):
     stale.write_text(json.dumps({**table, "settings": settings}))
     with pytest.raises(ValueError, match="mf/honest/adap-tau was made with 'lr=1'"):
         seed_replicate.main(_argv(config, runs) + ["--table", str(stale)])
+    unfinished = tmp_path / "unfinished.json"
+    rows = [r for r in table["rows"] if r["strategy"] != "adap-tau"]
+    unfinished.write_text(json.dumps({**table, "rows": rows}))
+    with pytest.raises(ValueError, match="no finished mf/honest/adap-tau row"):
+        seed_replicate.main(_argv(config, runs) + ["--table", str(unfinished)])
 
 
 def test_every_strategy_needs_every_seed():
