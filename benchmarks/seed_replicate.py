@@ -52,15 +52,21 @@ def table_rows(table: dict[str, Any], cell: list[dict[str, Any]], path: Path
     for run in cell:
         key = table3_report.row_key(run)
         recorded = table.get("settings", {}).get(key)
-        if recorded != table3_report.run_settings(run):
+        wanted = table3_report.run_settings(run)
+        if recorded != wanted:
             raise ValueError(f"{path}: {key} was made with {recorded!r}, but the config asks "
-                             f"for {table3_report.run_settings(run)!r}; regenerate the table first")
-        row = next((r for r in table["rows"] if (r["backbone"], r["protocol"], r["strategy"])
-                    == (run["backbone"], run["protocol"], run["strategy"])), None)
+                             f"for {wanted!r}; regenerate the table first")
+        row = table3_report.find_row(table["rows"], run["backbone"], run["protocol"],
+                                     run["strategy"])
         if row is None:
             raise ValueError(f"{path}: no finished {key} row (see its 'pending')")
         rows[run["strategy"]] = row
     return rows
+
+
+def table_seed(run: dict[str, Any]) -> int:
+    """The seed the table's row was trained with (the trainer's default unless set)."""
+    return run["train_args"].get("seed", 0)
 
 
 def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any]
@@ -71,7 +77,7 @@ def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any
     if not (directory / "metrics.json").exists():
         raise ValueError(f"{directory}: no metrics.json (the run has not finished)")
     recorded = json.loads((directory / "config.json").read_text())
-    if recorded["seed"] == run["train_args"].get("seed", 0):
+    if recorded["seed"] == table_seed(run):
         raise ValueError(f"{directory}: seed {recorded['seed']} is the table's own seed")
     args = {**run["train_args"], "seed": recorded["seed"]}
     if run["strategy"] == "grid-tau":
@@ -154,8 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cell = f"{args.dataset}/{args.backbone}/{args.protocol}"
     wanted = sorted({strategy for strategy, _ in args.run})
     planned = {run["strategy"]: run for run in reproduce.plan(
-        config, reporting.REPO / "benchmarks" / "work" / "table3", [cell])
-        if run["dataset"] == args.dataset}
+        config, reporting.REPO / "benchmarks" / "work" / "table3", [cell])}
     unknown = [s for s in wanted if s not in planned]
     if unknown:
         raise SystemExit(f"{args.config} has no {cell} row for {unknown}; it has "
@@ -163,8 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table_path = args.table or reporting.RESULTS / f"table3_{args.dataset}.json"
     table = json.loads(table_path.read_text())
     own = table_rows(table, [planned[s] for s in wanted], table_path)
-    seed_of_table = {s: planned[s]["train_args"].get("seed", 0) for s in wanted}
-    rows = [{**own[s], "seed": seed_of_table[s]} for s in wanted]
+    rows = [{**own[s], "seed": table_seed(planned[s])} for s in wanted]
     rows += [replicate_row(planned[s], directory, own[s]) for s, directory in args.run]
     rows.sort(key=lambda r: (wanted.index(r["strategy"]), r["seed"]))
     summary = summarise(rows)

@@ -130,7 +130,7 @@ def pending_row(run: dict[str, Any], state: str) -> dict[str, Any]:
     return row
 
 
-def _find(rows: list[dict[str, Any]], backbone: str, protocol: str, strategy: str):
+def find_row(rows: list[dict[str, Any]], backbone: str, protocol: str, strategy: str):
     return next((r for r in rows if (r["backbone"], r["protocol"], r["strategy"])
                  == (backbone, protocol, strategy)), None)
 
@@ -140,7 +140,7 @@ def ordering_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     checks = []
     for backbone, protocol in sorted({(r["backbone"], r["protocol"]) for r in rows}):
         for left, op, right in ORDERING:
-            a, b = (_find(rows, backbone, protocol, s) for s in (left, right))
+            a, b = (find_row(rows, backbone, protocol, s) for s in (left, right))
             if a is None or b is None:
                 continue
             entry: dict[str, Any] = {"backbone": backbone, "protocol": protocol,
@@ -179,7 +179,7 @@ def grid_entries(dataset: str, runs: list[dict[str, Any]], rows: list[dict[str, 
     for run in runs:
         if run["strategy"] != "grid-tau":
             continue
-        row = _find(rows, run["backbone"], run["protocol"], "grid-tau")
+        row = find_row(rows, run["backbone"], run["protocol"], "grid-tau")
         result = None
         if (run["grid_dir"] / "trials.json").exists():
             result = json.loads((run["grid_dir"] / "trials.json").read_text())
@@ -190,7 +190,7 @@ def grid_entries(dataset: str, runs: list[dict[str, Any]], rows: list[dict[str, 
             entry = None
         if entry is None:
             continue
-        adap = _find(rows, run["backbone"], run["protocol"], "adap-tau")
+        adap = find_row(rows, run["backbone"], run["protocol"], "adap-tau")
         entry["adap_tau_seconds"] = None if adap is None else adap["seconds"]
         # Wall time against wall time (both include process start-up) when booked.
         grid_seconds = entry["wall_seconds"] or entry["total_seconds"]
