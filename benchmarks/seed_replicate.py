@@ -9,7 +9,8 @@ own rows from the committed ``results/table3_<dataset>.json`` (their run
 directories may be gone) and checks that the table recorded the config's
 current settings for them. It writes, for every seed, test Recall@20 /
 NDCG@20, the best epoch and τ of each strategy and the issue's ordering checks
-(``table3_report.ordering_checks``), then the mean over seeds, to
+(``table3_report.ordering_checks``), then the mean and sample standard
+deviation over seeds and the checks of the means, to
 ``results/seed_replicate_<dataset>_<backbone>_<protocol>.{json,md}``.
 
 Usage:
