@@ -1,0 +1,187 @@
+"""Paper-protocol runs still in progress, compared at the epochs all of them reached.
+
+Long Table 3 runs (Gowalla LightGCN with the reference recipe: ~150 epochs of
+~60-250 s on 2 cores) train across sessions; ``benchmarks/reproduce.py`` only
+tables finished ones. This script reads the ``history.csv`` of unfinished (or
+finished) ``adaptau-train`` runs of one dataset × backbone under the paper
+protocol, which tests every epoch, and compares them at the same budget: each
+run's best epoch by test NDCG@20 (the paper protocol's choice) among the first
+``E`` epochs, ``E`` the fewest any run has logged. It writes those, the
+issue's ordering checks (``table3_report.ordering_checks``) and Adap-τ against
+98 % of the paper at that budget, each run's best so far and a trajectory
+(test Recall@20 / NDCG@20, τ0 and μ+ where logged) to
+``results/progress_<dataset>_<backbone>_paper[_<name>].{json,md}``.
+
+These are interim figures at a cut budget, not Table 3 rows; the runs'
+settings (``config.json``) are listed and must agree on data, backbone and
+protocol.
+
+Usage:
+    .venv/bin/python benchmarks/run_progress.py --dataset gowalla --backbone lightgcn \\
+        --run adap-tau=benchmarks/work/lgcn_recipe/paper/adap-tau \\
+        --run adap-tau0=benchmarks/work/lgcn_recipe/paper/adap-tau0 \\
+        --run grid-tau=benchmarks/work/lgcn_recipe/paper/fixed \\
+        --run nonorm=benchmarks/work/lgcn_recipe/paper/nonorm --name recipe
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import recipe_trajectory, reporting, table3_report  # noqa: E402
+from benchmarks.paper_table3 import LABELS, paper_numbers  # noqa: E402
+from benchmarks.seed_replicate import parse_run  # noqa: E402
+
+METRICS = recipe_trajectory.METRICS
+#: The trainer's strategy behind each Table 3 label.
+TRAINER_STRATEGY = {**{s: s for s in LABELS}, "grid-tau": "fixed"}
+#: Settings shown per run (the ones a Table 3 row's strategies may differ in).
+SHOWN = ("strategy", "tau", "loss_form", "negatives", "warmup_epochs", "lr", "epochs",
+         "remove_accidental_hits", "sampling_correction", "seed")
+
+
+def read_run(label: str, directory: Path, dataset: str, backbone: str
+             ) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
+    """``(config, {1-based epoch: metrics})`` of one run, checked against its label."""
+    if label not in LABELS:
+        raise ValueError(f"--run {label}=...: unknown strategy {label!r}; "
+                         f"one of {', '.join(LABELS)}")
+    config_path = directory / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} not found: is {directory} an adaptau-train run?")
+    config = json.loads(config_path.read_text())
+    wanted = {"protocol": "paper", "backbone": backbone,
+              "strategy": TRAINER_STRATEGY[label]}
+    for key, value in wanted.items():
+        if config.get(key) != value:
+            raise ValueError(f"{config_path}: {key} is {config.get(key)!r}, "
+                             f"but --run {label}= needs {value!r}")
+    if Path(str(config.get("data", "")).split(":", 1)[-1]).name != dataset:
+        raise ValueError(f"{config_path}: data {config.get('data')!r} is "
+                         f"not the {dataset!r} dataset")
+    config, epochs = recipe_trajectory.read_package(directory)
+    if not epochs:
+        raise ValueError(f"{directory / 'history.csv'}: no epoch logged yet")
+    return config, epochs
+
+
+def train_seconds(directory: Path) -> float | None:
+    """Training time booked so far across resumptions (``elapsed.json``)."""
+    elapsed = directory / "elapsed.json"
+    return json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else None
+
+
+def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]]) -> dict[str, Any]:
+    """The report's payload (see the module docstring)."""
+    labels = [label for label, _ in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"each strategy at most once, got {labels}")
+    read = {label: (directory, *read_run(label, directory, dataset, backbone))
+            for label, directory in runs}
+    common = min(max(epochs) for _, _, epochs in read.values())
+    entries, rows = [], []
+    for label, (directory, config, epochs) in read.items():
+        at_common = recipe_trajectory.best(epochs, common)
+        so_far = recipe_trajectory.best(epochs, max(epochs))
+        row = {"backbone": backbone, "protocol": "paper", "strategy": label,
+               **{m: at_common[m] for m in METRICS}}
+        paper = paper_numbers(dataset, backbone, label)
+        if paper is not None:
+            for metric, value in zip(table3_report.METRICS, paper):
+                row[f"paper_{metric}"] = value
+                row[f"ratio_{metric}"] = row[f"test_{metric}"] / value
+        rows.append(row)
+        last = epochs[max(epochs)]
+        entries.append({
+            "strategy": label, "run_dir": table3_report.repo_relative(directory),
+            "settings": {k: config.get(k) for k in SHOWN},
+            "epochs_logged": len(epochs), "last_epoch": max(epochs),
+            "epoch_budget": config.get("epochs"), "finished": (directory / "metrics.json").exists(),
+            "train_seconds": train_seconds(directory),
+            "at_common": {"epoch": at_common["epoch"], **{m: at_common[m] for m in METRICS}},
+            "best_so_far": {"epoch": so_far["epoch"], **{m: so_far[m] for m in METRICS}},
+            "last": {"epoch": max(epochs), **last},
+        })
+    shown = recipe_trajectory.shown_epochs(list(range(1, common + 1)))
+    trajectory = [{"epoch": e, **{label: epochs.get(e) for label, (_, _, epochs) in read.items()}}
+                  for e in shown]
+    return {"dataset": dataset, "backbone": backbone, "protocol": "paper",
+            "common_epochs": common, "runs": entries, "rows_at_common": rows,
+            "ordering_at_common": table3_report.ordering_checks(rows),
+            "target_at_common": table3_report.target_checks(rows),
+            "trajectory": trajectory}
+
+
+def _pair(values: dict[str, Any] | None, fmt: str = ".4f") -> str:
+    if values is None:
+        return "–"
+    return " / ".join(format(values[m], fmt) for m in METRICS)
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """The report as markdown."""
+    common = payload["common_epochs"]
+    out = [f"# Runs in progress: {payload['dataset']} {payload['backbone']}, paper protocol",
+           "", f"Interim figures, not Table 3 rows: every run compared at its best epoch "
+           f"(by test NDCG@20) among the first {common} epochs, the fewest any run has "
+           "logged. Test Recall@20 / NDCG@20.", ""]
+    rows = []
+    for run, row in zip(payload["runs"], payload["rows_at_common"]):
+        ratio = (" / ".join(f"{row[f'ratio_{m}']:.3f}" for m in table3_report.METRICS)
+                 if "ratio_recall@20" in row else "–")
+        label = LABELS[run["strategy"]]
+        if run["settings"].get("tau") is not None and run["strategy"] == "grid-tau":
+            label += f" (τ = {run['settings']['tau']:g})"
+        rows.append([label, run["at_common"]["epoch"],
+                     _pair(run["at_common"]), ratio,
+                     f"{run['last_epoch']} / {run['epoch_budget']}"
+                     + (" (finished)" if run["finished"] else ""),
+                     f"{_pair(run['best_so_far'])} (epoch {run['best_so_far']['epoch']})",
+                     "–" if run["train_seconds"] is None else f"{run['train_seconds']:.0f}"])
+    out += [reporting.markdown_table(
+        ["strategy", f"best epoch ≤ {common}", "Recall@20 / NDCG@20", "ours/paper",
+         "epochs logged / budget", "best so far", "train s"], rows), ""]
+    checks = [[table3_report.check_label(c["check"]),
+               *(f"{c[m]['diff']:+.4f} ({'holds' if c[m]['holds'] else '**no**'})"
+                 for m in table3_report.METRICS)] for c in payload["ordering_at_common"]]
+    checks += [[f"Adap-τ ≥ {t['target_ratio']:.0%} of the paper",
+                *(f"{t[m]['ratio']:.3f} ({'met' if t[m]['met'] else '**no**'})"
+                  for m in table3_report.METRICS)] for t in payload["target_at_common"]]
+    if checks:
+        out += [f"## Checks at {common} epochs", "",
+                reporting.markdown_table(["check", "Recall@20", "NDCG@20"], checks), ""]
+    labels = [run["strategy"] for run in payload["runs"]]
+    traj = [[t["epoch"], *(_pair(t[label]) + (
+        f" (τ0 {t[label]['tau0']:.4f}, μ+ {t[label]['mu_pos']:+.3f})"
+        if t[label] and "tau0" in t[label] else "") for label in labels)]
+            for t in payload["trajectory"]]
+    out += ["## Trajectory (test Recall@20 / NDCG@20 per epoch)", "",
+            reporting.markdown_table(["epoch", *(LABELS[s] for s in labels)], traj), "",
+            "## Settings", ""]
+    out += [f"* {LABELS[r['strategy']]}: `{r['run_dir']}`: "
+            + ", ".join(f"{k}={v}" for k, v in r["settings"].items()) for r in payload["runs"]]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--backbone", required=True, choices=("mf", "lightgcn"))
+    parser.add_argument("--run", action="append", type=parse_run, required=True,
+                        metavar="STRATEGY=DIRECTORY")
+    parser.add_argument("--name", default="", help="suffix of the result files")
+    args = parser.parse_args(argv)
+    payload = progress(args.dataset, args.backbone, args.run)
+    name = f"progress_{args.dataset}_{args.backbone}_paper" + (f"_{args.name}" if args.name else "")
+    reporting.write_results(name, payload, markdown(payload))
+    return payload
+
+
+if __name__ == "__main__":
+    main()
