@@ -295,7 +295,7 @@ def stale(run: dict[str, Any]) -> list[str]:
     argv = train_argv(run)
     if argv is None:
         return out
-    config = train._config(train.build_parser().parse_args(argv))
+    config = train.run_config(train.build_parser().parse_args(argv))
     out += resume.config_differences(run["dir"], config)
     if (run["dir"] / "metrics.json").exists():
         budget, _ = resume.budget_and_ran(run["dir"])

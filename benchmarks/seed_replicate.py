@@ -83,7 +83,7 @@ def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any
     args = {**run["train_args"], "seed": recorded["seed"]}
     if run["strategy"] == "grid-tau":
         args["tau"] = table_row["tau"]
-    config = train._config(train.build_parser().parse_args(
+    config = train.run_config(train.build_parser().parse_args(
         reproduce.flags(args) + ["--output", str(directory)]))
     changed = resume.config_differences(directory, config)
     if changed:

@@ -66,7 +66,8 @@ from trainers.runs import (
 
 # Re-exported: callers and older scripts import these from here.
 __all__ = ["TrainedRun", "build_parser", "evaluators", "format_metrics_table", "load_run",
-           "main", "make_model", "prepare_data", "train", "use_jit", "warm_start"]
+           "main", "make_model", "prepare_data", "run_config", "train", "use_jit",
+           "warm_start"]
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
 JIT_CHOICES: tuple[str, ...] = ("auto", "on", "off")
@@ -147,7 +148,13 @@ def _margin(text: str) -> str | float:
     return value
 
 
-def _config(args: argparse.Namespace) -> dict[str, Any]:
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's ``config.json`` (before the data's sizes are added): the parsed
+    flags with the data directory, output and ``--init-from`` made absolute.
+
+    Resuming compares it with the recorded one, and the benchmarks rebuild a
+    Table 3 row's expected config with it.
+    """
     config = dict(vars(args))
     kind, _, rest = args.data.partition(":")
     if kind == "lightgcn" and rest:
@@ -182,7 +189,7 @@ def train(
     same files into a temporary directory, deleted at the end).
     """
     strategy = make_strategy(args.distribute)  # first: multi-worker sets up collectives
-    config = _config(args)
+    config = run_config(args)
     margin = _margin(args.margin)
     output = Path(config["output"])
     output.mkdir(parents=True, exist_ok=True)

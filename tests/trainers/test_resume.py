@@ -97,7 +97,7 @@ def test_an_early_stopped_run_is_not_extended(tmp_path):
 def test_check_resume_allows_only_the_budget_to_differ(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    config = trainer._config(_args(tmp_path, 5, "--strategy", "nonorm"))
+    config = trainer.run_config(_args(tmp_path, 5, "--strategy", "nonorm"))
     (run / "config.json").write_text(json.dumps(config))
     check_resume(run, {**config, "epochs": 9, "verbose": 2})
     with pytest.raises(SystemExit, match=r"lr: 0\.02 -> 0\.1"):
@@ -109,7 +109,7 @@ def test_check_resume_allows_only_the_budget_to_differ(tmp_path):
 def test_a_run_written_before_a_flag_existed_resumes_with_its_old_value(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    config = trainer._config(_args(tmp_path, 5, "--negatives", "in-batch"))
+    config = trainer.run_config(_args(tmp_path, 5, "--negatives", "in-batch"))
     old = {k: v for k, v in config.items()
            if k not in ("remove_accidental_hits", "sampling_correction")}
     (run / "config.json").write_text(json.dumps(old))

@@ -53,5 +53,5 @@ def test_without_flags_no_groups_file_and_old_configs_resume(tmp_path):
     del config["track_groups"]
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.json").unlink()
-    check_resume(run, trainer._config(_args(tmp_path, "--strategy", "fixed",
+    check_resume(run, trainer.run_config(_args(tmp_path, "--strategy", "fixed",
                                             "--tau", "0.2", "--track-groups")))
