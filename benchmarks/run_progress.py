@@ -42,8 +42,9 @@ METRICS = recipe_trajectory.METRICS
 #: The trainer's strategy behind each Table 3 label.
 TRAINER_STRATEGY = {**{s: s for s in LABELS}, "grid-tau": "fixed"}
 #: Settings shown per run (the ones a Table 3 row's strategies may differ in).
-SHOWN = ("strategy", "tau", "loss_form", "negatives", "warmup_epochs", "lr", "epochs",
-         "remove_accidental_hits", "sampling_correction", "seed")
+SHOWN = ("preset", "strategy", "tau", "loss_form", "negatives", "remove_accidental_hits",
+         "sampling_correction", "warmup_epochs", "lr", "l2", "two_beta", "epochs", "patience",
+         "eval_every", "seed")
 
 
 def read_run(label: str, directory: Path, dataset: str, backbone: str
