@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import recipe_trajectory, reporting, table3_report  # noqa: E402
-from benchmarks.paper_table3 import LABELS, paper_numbers  # noqa: E402
+from benchmarks.paper_table3 import LABELS  # noqa: E402
 from benchmarks.seed_replicate import parse_run  # noqa: E402
 
 METRICS = recipe_trajectory.METRICS
@@ -92,28 +92,24 @@ def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]]) -> dict[
         so_far = recipe_trajectory.best(epochs, max(epochs))
         row = {"backbone": backbone, "protocol": "paper", "strategy": label,
                **{m: at_common[m] for m in METRICS}}
-        paper = paper_numbers(dataset, backbone, label)
-        if paper is not None:
-            for metric, value in zip(table3_report.METRICS, paper):
-                row[f"paper_{metric}"] = value
-                row[f"ratio_{metric}"] = row[f"test_{metric}"] / value
+        row.update(table3_report.paper_fields(dataset, row))
         rows.append(row)
-        last = epochs[max(epochs)]
         entries.append({
             "strategy": label, "run_dir": table3_report.repo_relative(directory),
             "settings": {k: config.get(k) for k in SHOWN},
-            "epochs_logged": len(epochs), "last_epoch": max(epochs),
+            "epochs_logged": len(epochs),
             "epoch_budget": config.get("epochs"), "finished": (directory / "metrics.json").exists(),
             "train_seconds": train_seconds(directory),
             "at_common": {"epoch": at_common["epoch"], **{m: at_common[m] for m in METRICS}},
+            **{k: v for k, v in row.items() if k.startswith(("paper_", "ratio_"))},
             "best_so_far": {"epoch": so_far["epoch"], **{m: so_far[m] for m in METRICS}},
-            "last": {"epoch": max(epochs), **last},
+            "last": {"epoch": max(epochs), **epochs[max(epochs)]},
         })
     shown = recipe_trajectory.shown_epochs(list(range(1, common + 1)))
     trajectory = [{"epoch": e, **{label: epochs.get(e) for label, (_, _, epochs) in read.items()}}
                   for e in shown]
     return {"dataset": dataset, "backbone": backbone, "protocol": "paper",
-            "common_epochs": common, "runs": entries, "rows_at_common": rows,
+            "common_epochs": common, "runs": entries,
             "ordering_at_common": table3_report.ordering_checks(rows),
             "target_at_common": table3_report.target_checks(rows),
             "trajectory": trajectory}
@@ -133,15 +129,15 @@ def markdown(payload: dict[str, Any]) -> str:
            f"(by test NDCG@20) among the first {common} epochs, the fewest any run has "
            "logged. Test Recall@20 / NDCG@20.", ""]
     rows = []
-    for run, row in zip(payload["runs"], payload["rows_at_common"]):
-        ratio = (" / ".join(f"{row[f'ratio_{m}']:.3f}" for m in table3_report.METRICS)
-                 if "ratio_recall@20" in row else "–")
+    for run in payload["runs"]:
+        ratio = (" / ".join(f"{run[f'ratio_{m}']:.3f}" for m in table3_report.METRICS)
+                 if "ratio_recall@20" in run else "–")
         label = LABELS[run["strategy"]]
         if run["settings"].get("tau") is not None and run["strategy"] == "grid-tau":
             label += f" (τ = {run['settings']['tau']:g})"
         rows.append([label, run["at_common"]["epoch"],
                      _pair(run["at_common"]), ratio,
-                     f"{run['last_epoch']} / {run['epoch_budget']}"
+                     f"{run['last']['epoch']} / {run['epoch_budget']}"
                      + (" (finished)" if run["finished"] else ""),
                      f"{_pair(run['best_so_far'])} (epoch {run['best_so_far']['epoch']})",
                      "–" if run["train_seconds"] is None else f"{run['train_seconds']:.0f}"])

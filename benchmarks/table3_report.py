@@ -101,12 +101,21 @@ def _row(run: dict[str, Any], test: dict[str, Any], progress: dict[str, Any], bu
         "best_epoch": progress["best_epoch"],
         **fields, "run_dir": repo_relative(fields["run_dir"]),
     }
-    paper = paper_numbers(run["dataset"], run["backbone"], run["strategy"])
-    if paper is not None:
-        for metric, value in zip(METRICS, paper):
-            row[f"paper_{metric}"] = value
-            row[f"ratio_{metric}"] = row[f"test_{metric}"] / value
-    return row
+    return {**row, **paper_fields(run["dataset"], row)}
+
+
+def paper_fields(dataset: str, row: dict[str, Any]) -> dict[str, float]:
+    """``paper_<metric>`` and ``ratio_<metric>`` (ours/paper) of a row with
+    ``backbone``, ``strategy`` and ``test_<metric>``; empty where the paper has
+    no figure."""
+    paper = paper_numbers(dataset, row["backbone"], row["strategy"])
+    if paper is None:
+        return {}
+    out: dict[str, float] = {}
+    for metric, value in zip(METRICS, paper):
+        out[f"paper_{metric}"] = value
+        out[f"ratio_{metric}"] = row[f"test_{metric}"] / value
+    return out
 
 
 def _epoch_budget(train_args: dict[str, Any]) -> int:
