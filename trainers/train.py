@@ -276,6 +276,14 @@ def _train(
     tau_users = np.asarray(tau_users, np.float64)
     _save_array(write_dir / "tau_u.npy", tau_users)
     epochs_run = _epochs_run(write_dir / "history.csv", len(history.epoch))
+    if epochs_run > config["epochs"]:
+        # An unfinished run relaunched with --epochs at or below the epochs it had
+        # trained: it trains no more and finishes now. Its budget becomes the epochs
+        # run, so that a larger --epochs can extend it later.
+        print(f"{output}: --epochs {config['epochs']} is below the {epochs_run} epochs "
+              f"already trained; the run finishes at {epochs_run}", file=sys.stderr)
+        config["epochs"] = epochs_run
+        write_json(write_dir / "config.json", config)
     result = {
         "protocol": args.protocol,
         "strategy": args.strategy,

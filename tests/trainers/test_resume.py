@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from trainers import train as trainer
 from trainers.resume import check_resume, extend_finished_run
@@ -92,6 +93,40 @@ def test_an_early_stopped_run_is_not_extended(tmp_path):
     with pytest.raises(SystemExit, match=f"stopped early after {result['epochs']} of 30"):
         trainer.train(_args(tmp_path, 40, "--strategy", "fixed", "--protocol", "paper",
                             "--patience", "1", "--lr", "0.5"))
+
+
+class _InterruptAt(tf.keras.callbacks.Callback):
+    """Simulates a killed process at the start of epoch ``epoch`` (0-based)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_an_unfinished_run_relaunched_below_its_epochs_finishes_there(tmp_path):
+    # Stopping a long run early: rerun it with --epochs at or below the epochs it
+    # has trained. It trains no more, finishes with its best weights, and records
+    # the epochs run as its budget, so that a larger --epochs can extend it later.
+    run = tmp_path / "run"
+    flags = ("--strategy", "adap-tau0", "--patience", "0", "--warmup-epochs", "1")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(_args(tmp_path, 5, *flags), extra_callbacks=[_InterruptAt(2)])
+    assert not (run / "metrics.json").exists()
+    interrupted = _history(run)
+    assert [epoch for epoch, _ in interrupted] == [0, 1]
+
+    finished = trainer.train(_args(tmp_path, 1, *flags))
+
+    assert finished["epochs"] == 2
+    assert _history(run) == interrupted  # no epoch trained again
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    extended = trainer.train(_args(tmp_path, 3, *flags))
+    assert extended["epochs"] == 3
+    assert [epoch for epoch, _ in _history(run)] == [0, 1, 2]
 
 
 def test_check_resume_allows_only_the_budget_to_differ(tmp_path):
