@@ -6,7 +6,10 @@ tables finished ones. This script reads the ``history.csv`` of unfinished (or
 finished) ``adaptau-train`` runs of one dataset × backbone under the paper
 protocol, which tests every epoch, and compares them at the same budget: each
 run's best epoch by test NDCG@20 (the paper protocol's choice) among the first
-``E`` epochs, ``E`` the fewest any run has logged. It writes those, the
+``E`` epochs, ``E`` the fewest any unfinished run has logged (a finished run,
+one with ``metrics.json``, will train no more: one stopped before ``E`` counts
+with all its epochs; ``E`` is the fewest of all when every run is finished). It
+writes those, the
 issue's ordering checks (``table3_report.ordering_checks``) and Adap-τ against
 98 % of the paper at that budget, each run's best so far and a trajectory
 (test Recall@20 / NDCG@20, τ0 and μ+ where logged) to
@@ -78,6 +81,15 @@ def train_seconds(directory: Path) -> float | None:
     return json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else None
 
 
+def common_epochs(logged: dict[str, tuple[int, bool]]) -> int:
+    """The budget ``E`` the runs are compared at, from ``{label: (epochs logged,
+    finished)}``: the fewest epochs of an unfinished run, or of any run when all
+    are finished. A finished run stopped earlier (early stopping, or cut by
+    relaunching it with a smaller ``--epochs``) does not hold the others back."""
+    unfinished = [count for count, finished in logged.values() if not finished]
+    return min(unfinished or [count for count, _ in logged.values()])
+
+
 def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]]) -> dict[str, Any]:
     """The report's payload (see the module docstring)."""
     labels = [label for label, _ in runs]
@@ -85,7 +97,8 @@ def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]]) -> dict[
         raise ValueError(f"each strategy at most once, got {labels}")
     read = {label: (directory, *read_run(label, directory, dataset, backbone))
             for label, directory in runs}
-    common = min(max(epochs) for _, _, epochs in read.values())
+    common = common_epochs({label: (max(epochs), (directory / "metrics.json").exists())
+                            for label, (directory, _, epochs) in read.items()})
     entries, rows = [], []
     for label, (directory, config, epochs) in read.items():
         at_common = recipe_trajectory.best(epochs, common)
@@ -126,8 +139,9 @@ def markdown(payload: dict[str, Any]) -> str:
     common = payload["common_epochs"]
     out = [f"# Runs in progress: {payload['dataset']} {payload['backbone']}, paper protocol",
            "", f"Interim figures, not Table 3 rows: every run compared at its best epoch "
-           f"(by test NDCG@20) among the first {common} epochs, the fewest any run has "
-           "logged. Test Recall@20 / NDCG@20.", ""]
+           f"(by test NDCG@20) among the first {common} epochs, the fewest any unfinished "
+           "run has logged (a finished run that stopped earlier counts with all its "
+           "epochs). Test Recall@20 / NDCG@20.", ""]
     rows = []
     for run in payload["runs"]:
         ratio = (" / ".join(f"{run[f'ratio_{m}']:.3f}" for m in table3_report.METRICS)

@@ -72,6 +72,29 @@ def test_compares_every_run_at_the_epochs_all_reached(tmp_path, monkeypatch):
     assert written["common_epochs"] == 3 and "commit" in written
 
 
+def test_a_finished_run_that_stopped_earlier_does_not_cut_the_budget(tmp_path, monkeypatch):
+    # No Norm stopped after 2 epochs (finished); the unfinished runs logged 4 and 3:
+    # they are compared at 3 epochs, No Norm with both of its own.
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    at = _run(tmp_path / "at", "adap-tau", [(0.10, 0.08), (0.15, 0.12), (0.18, 0.16), (0.2, 0.2)])
+    a0 = _run(tmp_path / "a0", "adap-tau0", [(0.12, 0.09), (0.14, 0.11), (0.13, 0.10)])
+    nonorm = _run(tmp_path / "nn", "nonorm", [(0.17, 0.15), (0.16, 0.14)], finished=True)
+    payload = run_progress.main(["--dataset", "gowalla", "--backbone", "lightgcn",
+                                 "--run", f"adap-tau={at}", "--run", f"adap-tau0={a0}",
+                                 "--run", f"nonorm={nonorm}"])
+    assert payload["common_epochs"] == 3
+    runs = {r["strategy"]: r for r in payload["runs"]}
+    assert runs["nonorm"]["at_common"] == {"epoch": 1, "test_recall@20": 0.17,
+                                           "test_ndcg@20": 0.15}
+    assert runs["adap-tau"]["at_common"]["epoch"] == 3
+    checks = {c["check"]: c for c in payload["ordering_at_common"]}
+    assert checks["adap-tau > nonorm"]["ndcg@20"]["diff"] == pytest.approx(0.16 - 0.15)
+    assert payload["trajectory"][2]["nonorm"] is None  # No Norm has no epoch 3
+    # All finished: the fewest of all.
+    assert run_progress.common_epochs({"a": (5, True), "b": (2, True)}) == 2
+    assert run_progress.common_epochs({"a": (5, False), "b": (2, True)}) == 5
+
+
 @pytest.mark.parametrize("change, message", [
     ({"protocol": "honest"}, "protocol is 'honest'"),
     ({"data": "lightgcn:/x/ml-1m"}, "not the 'gowalla' dataset"),
