@@ -97,8 +97,9 @@ def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]]) -> dict[
         raise ValueError(f"each strategy at most once, got {labels}")
     read = {label: (directory, *read_run(label, directory, dataset, backbone))
             for label, directory in runs}
-    common = common_epochs({label: (max(epochs), (directory / "metrics.json").exists())
-                            for label, (directory, _, epochs) in read.items()})
+    finished = {label: (directory / "metrics.json").exists() for label, directory in runs}
+    common = common_epochs({label: (max(epochs), finished[label])
+                            for label, (_, _, epochs) in read.items()})
     entries, rows = [], []
     for label, (directory, config, epochs) in read.items():
         at_common = recipe_trajectory.best(epochs, common)
@@ -111,7 +112,7 @@ def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]]) -> dict[
             "strategy": label, "run_dir": table3_report.repo_relative(directory),
             "settings": {k: config.get(k) for k in SHOWN},
             "epochs_logged": len(epochs),
-            "epoch_budget": config.get("epochs"), "finished": (directory / "metrics.json").exists(),
+            "epoch_budget": config.get("epochs"), "finished": finished[label],
             "train_seconds": train_seconds(directory),
             "at_common": {"epoch": at_common["epoch"], **{m: at_common[m] for m in METRICS}},
             **{k: v for k, v in row.items() if k.startswith(("paper_", "ratio_"))},
