@@ -10,8 +10,8 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.trainers.test_train import Interrupt
 from trainers import train as trainer
 from trainers.resume import check_resume, extend_finished_run
 
@@ -95,18 +95,6 @@ def test_an_early_stopped_run_is_not_extended(tmp_path):
                             "--patience", "1", "--lr", "0.5"))
 
 
-class _InterruptAt(tf.keras.callbacks.Callback):
-    """Simulates a killed process at the start of epoch ``epoch`` (0-based)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated kill")
-
-
 def test_an_unfinished_run_relaunched_below_its_epochs_finishes_there(tmp_path):
     # Stopping a long run early: rerun it with --epochs at or below the epochs it
     # has trained. It trains no more, finishes with its best weights, and records
@@ -114,7 +102,7 @@ def test_an_unfinished_run_relaunched_below_its_epochs_finishes_there(tmp_path):
     run = tmp_path / "run"
     flags = ("--strategy", "adap-tau0", "--patience", "0", "--warmup-epochs", "1")
     with pytest.raises(KeyboardInterrupt):
-        trainer.train(_args(tmp_path, 5, *flags), extra_callbacks=[_InterruptAt(2)])
+        trainer.train(_args(tmp_path, 5, *flags), extra_callbacks=[Interrupt(2)])
     assert not (run / "metrics.json").exists()
     interrupted = _history(run)
     assert [epoch for epoch, _ in interrupted] == [0, 1]
