@@ -37,27 +37,39 @@ from benchmarks.reference_jax_report import read_run  # noqa: E402
 from benchmarks.reporting import markdown_table, write_results  # noqa: E402
 
 METRICS = ("test_recall@20", "test_ndcg@20")
+#: What an honest-protocol run logs at the epochs it evaluates (every ``--eval-every``).
+VALID_METRICS = ("val_recall@20", "val_ndcg@20")
 # Logged by the adaptive strategies only: a run has all of them or none.
 TAU_FIELDS = ("tau0", "mu_pos", "tau_u_p50")
 FIELDS = (*METRICS, *TAU_FIELDS)
+# How history.csv marks a metric of an epoch that was not evaluated.
+_MISSING = (None, "", "NA")
 
 
-def _fields(present: dict[str, Any], where: str) -> tuple[str, ...]:
-    """The FIELDS to read from a record, or a ValueError naming ``where``."""
-    missing = [f for f in METRICS if present.get(f) in (None, "")]
-    taus = [f for f in TAU_FIELDS if present.get(f) not in (None, "")]
+def _fields(present: dict[str, Any], where: str,
+            metrics: tuple[str, ...] = METRICS) -> tuple[str, ...]:
+    """The ``metrics`` and τ fields to read from a record, or a ValueError naming ``where``."""
+    missing = [f for f in metrics if present.get(f) in _MISSING]
+    taus = [f for f in TAU_FIELDS if present.get(f) not in _MISSING]
     if taus and len(taus) < len(TAU_FIELDS):
         missing += [f for f in TAU_FIELDS if f not in taus]
     if missing:
-        raise ValueError(f"{where}: no {', '.join(missing)} (the run must use the paper "
-                         "protocol and evaluate every epoch; adaptive runs log every "
-                         f"one of {', '.join(TAU_FIELDS)})")
-    return FIELDS if taus else METRICS
+        raise ValueError(f"{where}: no {', '.join(missing)} (test metrics every epoch need "
+                         "the paper protocol; adaptive runs log every one of "
+                         f"{', '.join(TAU_FIELDS)})")
+    return (*metrics, *TAU_FIELDS) if taus else metrics
 
 
-def read_package(run: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
-    """``(config.json, {1-based epoch: FIELDS})`` of an ``adaptau-train`` run
-    (the metrics alone for a fixed-τ run)."""
+def read_package(run: Path, metrics: tuple[str, ...] = METRICS
+                 ) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
+    """``(config.json, {1-based epoch: fields})`` of an ``adaptau-train`` run: the
+    ``metrics`` and, for an adaptive run, the τ fields.
+
+    With the default (test) metrics every epoch must have them (the paper
+    protocol tests every epoch). With other ``metrics`` (:data:`VALID_METRICS`)
+    the epochs that logged none of them (not evaluated: ``--eval-every``) are
+    left out.
+    """
     history = run / "history.csv"
     if not history.exists():
         raise FileNotFoundError(f"{history} not found: is {run} an adaptau-train run?")
@@ -65,7 +77,9 @@ def read_package(run: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]
     epochs: dict[int, dict[str, float]] = {}
     with open(history) as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
-            fields = _fields(row, f"{history}:{line}")
+            if metrics != METRICS and all(row.get(f) in _MISSING for f in metrics):
+                continue
+            fields = _fields(row, f"{history}:{line}", metrics)
             epochs[int(row["epoch"]) + 1] = {f: float(row[f]) for f in fields}
     return config, epochs
 
@@ -93,9 +107,11 @@ def span(epochs: list[int]) -> str:
     return f"1-{epochs[-1]}" + (f" except {', '.join(map(str, missing))}" if missing else "")
 
 
-def best(epochs: dict[int, dict[str, float]], last: int) -> dict[str, float]:
-    """The best epoch up to ``last`` by test NDCG@20 (the paper protocol's choice)."""
-    epoch = max((e for e in epochs if e <= last), key=lambda e: epochs[e]["test_ndcg@20"])
+def best(epochs: dict[int, dict[str, float]], last: int,
+         key: str = "test_ndcg@20") -> dict[str, float]:
+    """The best epoch up to ``last`` by ``key``: test NDCG@20 (the paper protocol's
+    choice) or validation NDCG@20 (the honest protocol's)."""
+    epoch = max((e for e in epochs if e <= last), key=lambda e: epochs[e][key])
     return {"epoch": epoch, **epochs[epoch]}
 
 

@@ -1,4 +1,4 @@
-"""Paper-protocol runs still in progress, compared at the epochs all of them reached.
+"""Table 3 runs still in progress, compared at the epochs all of them reached.
 
 Long Table 3 runs (Gowalla LightGCN with the reference recipe: ~150 epochs of
 ~60-250 s on 2 cores) train across sessions; ``benchmarks/reproduce.py`` only
@@ -15,6 +15,14 @@ issue's ordering checks (``table3_report.ordering_checks``) and Adap-τ against
 (test Recall@20 / NDCG@20, τ0 and μ+ where logged) to
 ``results/progress_<dataset>_<backbone>_paper[_<name>].{json,md}``.
 
+``--protocol honest`` compares honest-protocol runs the same way on what they
+log while training: validation Recall@20 / NDCG@20 at the epochs they evaluate
+(every ``--eval-every``), each run at its best evaluated epoch by validation
+NDCG@20 (the epoch its test would use) among the first ``E``; the ordering
+checks are on those validation figures (the test set is evaluated once, at the
+end) and there is no 98 % target (a paper-protocol one). It writes
+``results/progress_<dataset>_<backbone>_honest[_<name>].{json,md}``.
+
 These are interim figures at a cut budget, not Table 3 rows; the runs'
 settings (``config.json``) are listed and must agree on data, backbone and
 protocol.
@@ -25,11 +33,15 @@ Usage:
         --run adap-tau0=benchmarks/work/lgcn_recipe/paper/adap-tau0 \\
         --run grid-tau=benchmarks/work/lgcn_recipe/paper/fixed \\
         --run nonorm=benchmarks/work/lgcn_recipe/paper/nonorm --name recipe
+    .venv/bin/python benchmarks/run_progress.py --dataset gowalla --backbone lightgcn \\
+        --protocol honest --run adap-tau=benchmarks/work/table3/gowalla_lightgcn/honest/adap-tau \\
+        --run nonorm=benchmarks/work/lgcn_recipe/honest/nonorm --name recipe
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -41,7 +53,11 @@ from benchmarks import recipe_trajectory, reporting, table3_report  # noqa: E402
 from benchmarks.paper_table3 import LABELS  # noqa: E402
 from benchmarks.seed_replicate import parse_run  # noqa: E402
 
-METRICS = recipe_trajectory.METRICS
+#: What each protocol's runs are compared on: test metrics every epoch (paper),
+#: validation metrics at the evaluated epochs (honest).
+PROTOCOL_METRICS = {"paper": recipe_trajectory.METRICS,
+                    "honest": recipe_trajectory.VALID_METRICS}
+PREFIX = {"paper": "test_", "honest": "val_"}
 #: The trainer's strategy behind each Table 3 label.
 TRAINER_STRATEGY = {**{s: s for s in LABELS}, "grid-tau": "fixed"}
 #: Settings shown per run (the ones a Table 3 row's strategies may differ in).
@@ -50,9 +66,10 @@ SHOWN = ("preset", "strategy", "tau", "loss_form", "negatives", "remove_accident
          "eval_every", "seed")
 
 
-def read_run(label: str, directory: Path, dataset: str, backbone: str
-             ) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
-    """``(config, {1-based epoch: metrics})`` of one run, checked against its label."""
+def read_run(label: str, directory: Path, dataset: str, backbone: str,
+             protocol: str = "paper") -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
+    """``(config, {1-based epoch: metrics})`` of one run, checked against its label
+    and ``protocol`` (honest: only the epochs it evaluated)."""
     if label not in LABELS:
         raise ValueError(f"--run {label}=...: unknown strategy {label!r}; "
                          f"one of {', '.join(LABELS)}")
@@ -60,7 +77,7 @@ def read_run(label: str, directory: Path, dataset: str, backbone: str
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} not found: is {directory} an adaptau-train run?")
     config = json.loads(config_path.read_text())
-    wanted = {"protocol": "paper", "backbone": backbone,
+    wanted = {"protocol": protocol, "backbone": backbone,
               "strategy": TRAINER_STRATEGY[label]}
     for key, value in wanted.items():
         if config.get(key) != value:
@@ -69,10 +86,18 @@ def read_run(label: str, directory: Path, dataset: str, backbone: str
     if Path(str(config.get("data", "")).split(":", 1)[-1]).name != dataset:
         raise ValueError(f"{config_path}: data {config.get('data')!r} is "
                          f"not the {dataset!r} dataset")
-    config, epochs = recipe_trajectory.read_package(directory)
+    config, epochs = recipe_trajectory.read_package(directory, PROTOCOL_METRICS[protocol])
     if not epochs:
-        raise ValueError(f"{directory / 'history.csv'}: no epoch logged yet")
+        raise ValueError(f"{directory / 'history.csv'}: no epoch "
+                         f"{'logged' if protocol == 'paper' else 'evaluated'} yet")
     return config, epochs
+
+
+def logged_epochs(directory: Path) -> int:
+    """Epochs trained so far, evaluated or not: the last 0-based epoch of
+    ``history.csv`` plus one (a resumed run may log an epoch twice)."""
+    with open(directory / "history.csv") as handle:
+        return max((int(row["epoch"]) + 1 for row in csv.DictReader(handle)), default=0)
 
 
 def train_seconds(directory: Path) -> float | None:
@@ -90,59 +115,70 @@ def common_epochs(logged: dict[str, tuple[int, bool]]) -> int:
     return min(unfinished or [count for count, _ in logged.values()])
 
 
-def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]]) -> dict[str, Any]:
+def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]],
+             protocol: str = "paper") -> dict[str, Any]:
     """The report's payload (see the module docstring)."""
     labels = [label for label, _ in runs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"each strategy at most once, got {labels}")
-    read = {label: (directory, *read_run(label, directory, dataset, backbone))
+    metrics = PROTOCOL_METRICS[protocol]
+    read = {label: (directory, *read_run(label, directory, dataset, backbone, protocol))
             for label, directory in runs}
     finished = {label: (directory / "metrics.json").exists() for label, directory in runs}
-    common = common_epochs({label: (max(epochs), finished[label])
-                            for label, (_, _, epochs) in read.items()})
+    logged = {label: logged_epochs(directory) for label, directory in runs}
+    common = common_epochs({label: (logged[label], finished[label]) for label in read})
     entries, rows = [], []
     for label, (directory, config, epochs) in read.items():
-        at_common = recipe_trajectory.best(epochs, common)
-        so_far = recipe_trajectory.best(epochs, max(epochs))
-        row = {"backbone": backbone, "protocol": "paper", "strategy": label,
-               **{m: at_common[m] for m in METRICS}}
-        row.update(table3_report.paper_fields(dataset, row))
+        if min(epochs) > common:
+            raise ValueError(f"--run {label}={directory}: no epoch evaluated among the "
+                             f"first {common} (its first is {min(epochs)}); wait for it")
+        at_common = recipe_trajectory.best(epochs, common, metrics[1])
+        so_far = recipe_trajectory.best(epochs, max(epochs), metrics[1])
+        row = {"backbone": backbone, "protocol": protocol, "strategy": label,
+               **{m: at_common[m] for m in metrics}}
+        if protocol == "paper":
+            row.update(table3_report.paper_fields(dataset, row))
         rows.append(row)
         entries.append({
             "strategy": label, "run_dir": table3_report.repo_relative(directory),
             "settings": {k: config.get(k) for k in SHOWN},
-            "epochs_logged": len(epochs),
+            "epochs_logged": logged[label], "epochs_evaluated": len(epochs),
             "epoch_budget": config.get("epochs"), "finished": finished[label],
             "train_seconds": train_seconds(directory),
-            "at_common": {"epoch": at_common["epoch"], **{m: at_common[m] for m in METRICS}},
+            "at_common": {"epoch": at_common["epoch"], **{m: at_common[m] for m in metrics}},
             **{k: v for k, v in row.items() if k.startswith(("paper_", "ratio_"))},
-            "best_so_far": {"epoch": so_far["epoch"], **{m: so_far[m] for m in METRICS}},
+            "best_so_far": {"epoch": so_far["epoch"], **{m: so_far[m] for m in metrics}},
             "last": {"epoch": max(epochs), **epochs[max(epochs)]},
         })
-    shown = recipe_trajectory.shown_epochs(list(range(1, common + 1)))
+    evaluated = sorted({e for _, _, epochs in read.values() for e in epochs if e <= common})
+    shown = recipe_trajectory.shown_epochs(evaluated)
     trajectory = [{"epoch": e, **{label: epochs.get(e) for label, (_, _, epochs) in read.items()}}
                   for e in shown]
-    return {"dataset": dataset, "backbone": backbone, "protocol": "paper",
-            "common_epochs": common, "runs": entries,
-            "ordering_at_common": table3_report.ordering_checks(rows),
+    return {"dataset": dataset, "backbone": backbone, "protocol": protocol,
+            "metrics": list(metrics), "common_epochs": common, "runs": entries,
+            "ordering_at_common": table3_report.ordering_checks(rows, PREFIX[protocol]),
             "target_at_common": table3_report.target_checks(rows),
             "trajectory": trajectory}
 
 
-def _pair(values: dict[str, Any] | None, fmt: str = ".4f") -> str:
+def _pair(values: dict[str, Any] | None, metrics: tuple[str, ...]) -> str:
     if values is None:
         return "–"
-    return " / ".join(format(values[m], fmt) for m in METRICS)
+    return " / ".join(format(values[m], ".4f") for m in metrics)
 
 
 def markdown(payload: dict[str, Any]) -> str:
     """The report as markdown."""
-    common = payload["common_epochs"]
-    out = [f"# Runs in progress: {payload['dataset']} {payload['backbone']}, paper protocol",
-           "", f"Interim figures, not Table 3 rows: every run compared at its best epoch "
-           f"(by test NDCG@20) among the first {common} epochs, the fewest any unfinished "
-           "run has logged (a finished run that stopped earlier counts with all its "
-           "epochs). Test Recall@20 / NDCG@20.", ""]
+    common, protocol = payload["common_epochs"], payload["protocol"]
+    metrics = tuple(payload["metrics"])
+    split = "test" if protocol == "paper" else "validation"
+    out = [f"# Runs in progress: {payload['dataset']} {payload['backbone']}, {protocol} protocol",
+           "", f"Interim figures, not Table 3 rows: every run compared at its best "
+           f"{'' if protocol == 'paper' else 'evaluated '}epoch (by {split} NDCG@20) among "
+           f"the first {common} epochs, the fewest any unfinished run has logged (a finished "
+           f"run that stopped earlier counts with all its epochs). {split.capitalize()} "
+           "Recall@20 / NDCG@20" + ("." if protocol == "paper" else
+                                    ": the test set is evaluated once, when a run ends."), ""]
     rows = []
     for run in payload["runs"]:
         ratio = (" / ".join(f"{run[f'ratio_{m}']:.3f}" for m in table3_report.METRICS)
@@ -151,10 +187,11 @@ def markdown(payload: dict[str, Any]) -> str:
         if run["settings"].get("tau") is not None and run["strategy"] == "grid-tau":
             label += f" (τ = {run['settings']['tau']:g})"
         rows.append([label, run["at_common"]["epoch"],
-                     _pair(run["at_common"]), ratio,
-                     f"{run['last']['epoch']} / {run['epoch_budget']}"
+                     _pair(run["at_common"], metrics), ratio,
+                     f"{run['epochs_logged']} / {run['epoch_budget']}"
                      + (" (finished)" if run["finished"] else ""),
-                     f"{_pair(run['best_so_far'])} (epoch {run['best_so_far']['epoch']})",
+                     f"{_pair(run['best_so_far'], metrics)} "
+                     f"(epoch {run['best_so_far']['epoch']})",
                      "–" if run["train_seconds"] is None else f"{run['train_seconds']:.0f}"])
     out += [reporting.markdown_table(
         ["strategy", f"best epoch ≤ {common}", "Recall@20 / NDCG@20", "ours/paper",
@@ -166,14 +203,15 @@ def markdown(payload: dict[str, Any]) -> str:
                 *(f"{t[m]['ratio']:.3f} ({'met' if t[m]['met'] else '**no**'})"
                   for m in table3_report.METRICS)] for t in payload["target_at_common"]]
     if checks:
-        out += [f"## Checks at {common} epochs", "",
+        out += [f"## Checks at {common} epochs ({split} figures)", "",
                 reporting.markdown_table(["check", "Recall@20", "NDCG@20"], checks), ""]
     labels = [run["strategy"] for run in payload["runs"]]
-    traj = [[t["epoch"], *(_pair(t[label]) + (
+    traj = [[t["epoch"], *(_pair(t[label], metrics) + (
         f" (τ0 {t[label]['tau0']:.4f}, μ+ {t[label]['mu_pos']:+.3f})"
         if t[label] and "tau0" in t[label] else "") for label in labels)]
             for t in payload["trajectory"]]
-    out += ["## Trajectory (test Recall@20 / NDCG@20 per epoch)", "",
+    out += [f"## Trajectory ({split} Recall@20 / NDCG@20 per "
+            f"{'epoch' if protocol == 'paper' else 'evaluated epoch'})", "",
             reporting.markdown_table(["epoch", *(LABELS[s] for s in labels)], traj), "",
             "## Settings", ""]
     out += [f"* {LABELS[r['strategy']]}: `{r['run_dir']}`: "
@@ -187,10 +225,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backbone", required=True, choices=("mf", "lightgcn"))
     parser.add_argument("--run", action="append", type=parse_run, required=True,
                         metavar="STRATEGY=DIRECTORY")
+    parser.add_argument("--protocol", default="paper", choices=sorted(PROTOCOL_METRICS),
+                        help="paper: test figures every epoch; honest: validation figures "
+                        "at the evaluated epochs")
     parser.add_argument("--name", default="", help="suffix of the result files")
     args = parser.parse_args(argv)
-    payload = progress(args.dataset, args.backbone, args.run)
-    name = f"progress_{args.dataset}_{args.backbone}_paper" + (f"_{args.name}" if args.name else "")
+    payload = progress(args.dataset, args.backbone, args.run, args.protocol)
+    name = (f"progress_{args.dataset}_{args.backbone}_{args.protocol}"
+            + (f"_{args.name}" if args.name else ""))
     reporting.write_results(name, payload, markdown(payload))
     return payload
 

@@ -144,8 +144,9 @@ def find_row(rows: list[dict[str, Any]], backbone: str, protocol: str, strategy:
                  == (backbone, protocol, strategy)), None)
 
 
-def ordering_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's ordering targets for every backbone × protocol with both rows."""
+def ordering_checks(rows: list[dict[str, Any]], prefix: str = "test_") -> list[dict[str, Any]]:
+    """The issue's ordering targets for every backbone × protocol with both rows,
+    on the rows' ``<prefix><metric>`` figures (``val_``: interim validation ones)."""
     checks = []
     for backbone, protocol in sorted({(r["backbone"], r["protocol"]) for r in rows}):
         for left, op, right in ORDERING:
@@ -155,8 +156,8 @@ def ordering_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry: dict[str, Any] = {"backbone": backbone, "protocol": protocol,
                                      "check": f"{left} {op} {right}"}
             for metric in METRICS:
-                diff = a[f"test_{metric}"] - b[f"test_{metric}"]
-                entry[metric] = {"left": a[f"test_{metric}"], "right": b[f"test_{metric}"],
+                diff = a[f"{prefix}{metric}"] - b[f"{prefix}{metric}"]
+                entry[metric] = {"left": a[f"{prefix}{metric}"], "right": b[f"{prefix}{metric}"],
                                  "diff": diff, "holds": diff > 0 if op == ">" else diff >= 0}
             checks.append(entry)
     return checks

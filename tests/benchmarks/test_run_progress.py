@@ -121,3 +121,89 @@ def test_a_run_with_no_epoch_logged_is_refused(tmp_path):
         run_progress.progress("gowalla", "lightgcn", [("adap-tau", run)])
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         run_progress.progress("gowalla", "lightgcn", [("adap-tau", tmp_path / "missing")])
+
+
+VALID_COLUMNS = ["epoch", "loss", "val_recall@20", "val_ndcg@20", "tau0", "mu_pos", "tau_u_p50"]
+
+
+def _honest_run(path, strategy, rows, every=1, finished=False):
+    """An honest-protocol run whose history.csv logs one row per entry of ``rows``,
+    validation (Recall@20, NDCG@20) only every ``every`` epochs ("NA" otherwise,
+    as the trainer writes them)."""
+    path.mkdir(parents=True)
+    config = {"protocol": "honest", "backbone": "lightgcn", "strategy": strategy,
+              "tau": None, "data": "lightgcn:/x/gowalla", "epochs": 150, "eval_every": every}
+    (path / "config.json").write_text(json.dumps(config))
+    adaptive = strategy.startswith("adap")
+    with open(path / "history.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, VALID_COLUMNS)
+        writer.writeheader()
+        for epoch, (recall, ndcg) in enumerate(rows):
+            evaluated = (epoch + 1) % every == 0
+            writer.writerow({"epoch": epoch, "loss": 1.0,
+                             "val_recall@20": recall if evaluated else "NA",
+                             "val_ndcg@20": ndcg if evaluated else "NA",
+                             "tau0": 0.1 if adaptive else "", "mu_pos": 0.5 if adaptive else "",
+                             "tau_u_p50": 0.09 if adaptive else ""})
+    if finished:
+        (path / "metrics.json").write_text("{}")
+    return path
+
+
+def test_honest_runs_are_compared_on_validation_at_their_evaluated_epochs(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    # Adap-τ evaluates every 2 epochs and logged 5; Adap-τ0 every 2, logged 3; No
+    # Norm every epoch, stopped (finished) after 2. Compared at 3 epochs: the
+    # adaptive runs at their one evaluated epoch ≤ 3 (epoch 2), not Adap-τ's 4th.
+    at = _honest_run(tmp_path / "at", "adap-tau",
+                     [(0, 0), (0.15, 0.12), (0, 0), (0.30, 0.30), (0, 0)], every=2)
+    a0 = _honest_run(tmp_path / "a0", "adap-tau0", [(0, 0), (0.14, 0.13), (0, 0)], every=2)
+    nonorm = _honest_run(tmp_path / "nn", "nonorm", [(0.13, 0.10), (0.12, 0.11)],
+                         finished=True)
+    payload = run_progress.main(["--dataset", "gowalla", "--backbone", "lightgcn",
+                                 "--protocol", "honest", "--run", f"adap-tau={at}",
+                                 "--run", f"adap-tau0={a0}", "--run", f"nonorm={nonorm}",
+                                 "--name", "toy"])
+    assert payload["common_epochs"] == 3
+    runs = {r["strategy"]: r for r in payload["runs"]}
+    assert runs["adap-tau"]["at_common"] == {"epoch": 2, "val_recall@20": 0.15,
+                                             "val_ndcg@20": 0.12}
+    assert runs["adap-tau"]["best_so_far"]["epoch"] == 4
+    assert (runs["adap-tau"]["epochs_logged"], runs["adap-tau"]["epochs_evaluated"]) == (5, 2)
+    # No Norm's best by validation NDCG@20 is epoch 2, though its Recall@20 is lower there.
+    assert runs["nonorm"]["at_common"]["epoch"] == 2
+    checks = {c["check"]: c for c in payload["ordering_at_common"]}
+    assert checks["adap-tau >= adap-tau0"]["recall@20"]["diff"] == pytest.approx(0.01)
+    assert checks["adap-tau >= adap-tau0"]["ndcg@20"]["diff"] == pytest.approx(-0.01)
+    assert not checks["adap-tau >= adap-tau0"]["ndcg@20"]["holds"]
+    assert checks["adap-tau > nonorm"]["ndcg@20"]["diff"] == pytest.approx(0.01)
+    assert payload["target_at_common"] == []  # the 98 % target is the paper protocol's
+    assert "ratio_recall@20" not in runs["adap-tau"]
+    assert [t["epoch"] for t in payload["trajectory"]] == [1, 2]
+    assert payload["trajectory"][0]["adap-tau"] is None  # not evaluated at epoch 1
+    markdown = (tmp_path / "results" / "progress_gowalla_lightgcn_honest_toy.md").read_text()
+    assert "honest protocol" in markdown and "by validation NDCG@20" in markdown
+    assert "## Checks at 3 epochs (validation figures)" in markdown
+    assert "| Adap-τ | 2 | 0.1500 / 0.1200 | – | 5 / 150 | 0.3000 / 0.3000 (epoch 4) |" \
+        in markdown
+    assert "| Adap-τ ≥ Adap-τ0 | +0.0100 (holds) | -0.0100 (**no**) |" in markdown
+
+
+def test_honest_refusals(tmp_path):
+    # Not evaluated yet within the common budget: Adap-τ evaluates every 4 epochs
+    # and the unfinished No Norm holds the comparison at 2.
+    at = _honest_run(tmp_path / "at", "adap-tau", [(0, 0)] * 4, every=4)
+    nonorm = _honest_run(tmp_path / "nn", "nonorm", [(0.1, 0.1)] * 2)
+    with pytest.raises(ValueError, match="no epoch evaluated among the first 2 "
+                                         r"\(its first is 4\)"):
+        run_progress.progress("gowalla", "lightgcn", [("adap-tau", at), ("nonorm", nonorm)],
+                              "honest")
+    # A paper-protocol run is refused under --protocol honest, and an honest one
+    # that has not evaluated any epoch says so.
+    paper = _run(tmp_path / "paper", "adap-tau0", [(0.1, 0.1)])
+    with pytest.raises(ValueError, match="protocol is 'paper'"):
+        run_progress.progress("gowalla", "lightgcn", [("adap-tau0", paper)], "honest")
+    early = _honest_run(tmp_path / "early", "adap-tau0", [(0, 0)] * 3, every=4)
+    with pytest.raises(ValueError, match="no epoch evaluated yet"):
+        run_progress.progress("gowalla", "lightgcn", [("adap-tau0", early)], "honest")
