@@ -37,8 +37,6 @@ from benchmarks.reference_jax_report import read_run  # noqa: E402
 from benchmarks.reporting import markdown_table, write_results  # noqa: E402
 
 METRICS = ("test_recall@20", "test_ndcg@20")
-#: What an honest-protocol run logs at the epochs it evaluates (every ``--eval-every``).
-VALID_METRICS = ("val_recall@20", "val_ndcg@20")
 # Logged by the adaptive strategies only: a run has all of them or none.
 TAU_FIELDS = ("tau0", "mu_pos", "tau_u_p50")
 FIELDS = (*METRICS, *TAU_FIELDS)
@@ -60,15 +58,15 @@ def _fields(present: dict[str, Any], where: str,
     return (*metrics, *TAU_FIELDS) if taus else metrics
 
 
-def read_package(run: Path, metrics: tuple[str, ...] = METRICS
+def read_package(run: Path, metrics: tuple[str, ...] = METRICS,
+                 skip_unevaluated: bool = False
                  ) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
     """``(config.json, {1-based epoch: fields})`` of an ``adaptau-train`` run: the
     ``metrics`` and, for an adaptive run, the τ fields.
 
-    With the default (test) metrics every epoch must have them (the paper
-    protocol tests every epoch). With other ``metrics`` (:data:`VALID_METRICS`)
-    the epochs that logged none of them (not evaluated: ``--eval-every``) are
-    left out.
+    Every epoch must have the ``metrics`` (the paper protocol tests every
+    epoch) unless ``skip_unevaluated``: then the epochs that logged none of them
+    (not evaluated: ``--eval-every``, e.g. validation metrics) are left out.
     """
     history = run / "history.csv"
     if not history.exists():
@@ -77,7 +75,7 @@ def read_package(run: Path, metrics: tuple[str, ...] = METRICS
     epochs: dict[int, dict[str, float]] = {}
     with open(history) as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
-            if metrics != METRICS and all(row.get(f) in _MISSING for f in metrics):
+            if skip_unevaluated and all(row.get(f) in _MISSING for f in metrics):
                 continue
             fields = _fields(row, f"{history}:{line}", metrics)
             epochs[int(row["epoch"]) + 1] = {f: float(row[f]) for f in fields}

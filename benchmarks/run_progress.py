@@ -53,11 +53,14 @@ from benchmarks import recipe_trajectory, reporting, table3_report  # noqa: E402
 from benchmarks.paper_table3 import LABELS  # noqa: E402
 from benchmarks.seed_replicate import parse_run  # noqa: E402
 
-#: What each protocol's runs are compared on: test metrics every epoch (paper),
-#: validation metrics at the evaluated epochs (honest).
-PROTOCOL_METRICS = {"paper": recipe_trajectory.METRICS,
-                    "honest": recipe_trajectory.VALID_METRICS}
+#: What each protocol's runs are compared on (history.csv's column prefix): test
+#: metrics every epoch (paper), validation metrics at the evaluated epochs (honest).
 PREFIX = {"paper": "test_", "honest": "val_"}
+
+
+def protocol_metrics(protocol: str) -> tuple[str, ...]:
+    """``(<prefix>recall@20, <prefix>ndcg@20)`` of the protocol."""
+    return tuple(PREFIX[protocol] + metric for metric in table3_report.METRICS)
 #: The trainer's strategy behind each Table 3 label.
 TRAINER_STRATEGY = {**{s: s for s in LABELS}, "grid-tau": "fixed"}
 #: Settings shown per run (the ones a Table 3 row's strategies may differ in).
@@ -86,7 +89,8 @@ def read_run(label: str, directory: Path, dataset: str, backbone: str,
     if Path(str(config.get("data", "")).split(":", 1)[-1]).name != dataset:
         raise ValueError(f"{config_path}: data {config.get('data')!r} is "
                          f"not the {dataset!r} dataset")
-    config, epochs = recipe_trajectory.read_package(directory, PROTOCOL_METRICS[protocol])
+    config, epochs = recipe_trajectory.read_package(directory, protocol_metrics(protocol),
+                                                    skip_unevaluated=protocol == "honest")
     if not epochs:
         raise ValueError(f"{directory / 'history.csv'}: no epoch "
                          f"{'logged' if protocol == 'paper' else 'evaluated'} yet")
@@ -121,7 +125,7 @@ def progress(dataset: str, backbone: str, runs: list[tuple[str, Path]],
     labels = [label for label, _ in runs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"each strategy at most once, got {labels}")
-    metrics = PROTOCOL_METRICS[protocol]
+    metrics = protocol_metrics(protocol)
     read = {label: (directory, *read_run(label, directory, dataset, backbone, protocol))
             for label, directory in runs}
     finished = {label: (directory / "metrics.json").exists() for label, directory in runs}
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backbone", required=True, choices=("mf", "lightgcn"))
     parser.add_argument("--run", action="append", type=parse_run, required=True,
                         metavar="STRATEGY=DIRECTORY")
-    parser.add_argument("--protocol", default="paper", choices=sorted(PROTOCOL_METRICS),
+    parser.add_argument("--protocol", default="paper", choices=sorted(PREFIX),
                         help="paper: test figures every epoch; honest: validation figures "
                         "at the evaluated epochs")
     parser.add_argument("--name", default="", help="suffix of the result files")
