@@ -191,7 +191,8 @@ def _markdown(runs: dict[str, dict[str, Any]], num_groups: int) -> str:
     header = ["run", "γ", *(f"group {g + 1} found / slots" for g in range(num_groups))]
     rows = []
     for name, r in runs.items():
-        for label, key in (("0", "at_zero"), (f"{r['chosen']['gamma']:g}", "at_chosen")):
+        chosen = [] if r["chosen"]["gamma"] == 0 else [(f"{r['chosen']['gamma']:g}", "at_chosen")]
+        for label, key in [("0", "at_zero"), *chosen]:
             split = r["groups"][key]
             rows.append([name, label, *(f"{f:.4f} / {s:.3f}" for f, s in
                                         zip(split["group_recall"], split["top20_share"]))])

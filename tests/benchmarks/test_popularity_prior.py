@@ -122,3 +122,20 @@ def test_bad_arguments(argv, match, capsys):
 def test_gammas_must_include_zero(tmp_path):
     with pytest.raises(ValueError, match="must include 0"):
         popularity_prior.calibrate_run(tmp_path, [0.1, 0.2], 5)
+
+
+def test_markdown_lists_the_chosen_gamma_once():
+    split = {"group_recall": [0.1, 0.3], "top20_share": [0.4, 0.6]}
+
+    def result(chosen):
+        curve = [{"gamma": g, "test_recall@20": 0.1 + g, "test_ndcg@20": 0.05 + g,
+                  "valid_recall@20": 0.2, "valid_ndcg@20": 0.1} for g in (0.0, 0.5)]
+        return {"settings": {"protocol": "honest"}, "selected_on": "valid", "curve": curve,
+                "chosen": curve[chosen], "groups": {"at_zero": split, "at_chosen": split}}
+
+    text = popularity_prior._markdown({"kept": result(0), "moved": result(1)}, 2)
+    group_rows = [line for line in text.splitlines() if "0.1000 / 0.400" in line]
+    assert [row.split(" | ")[:2] for row in group_rows] == [
+        ["| kept", "0"], ["| moved", "0"], ["| moved", "0.5"]]
+    assert "| moved | honest | 0.1000 / 0.0500 | 0.6000 / 0.5500 | 0.5 (valid) | " \
+           "0.6000 / 0.5500 | +0.5000 / +0.5000 |" in text
