@@ -14,9 +14,10 @@ the top-20 lists by item-popularity group (``adaptau_tf.analysis.popularity``,
 the paper's scheme: equal shares of the training interactions).
 
 ``γ`` is chosen on the run's monitored split: validation NDCG@20 for an
-honest run (test touched once, at that ``γ``), the test set itself for a
-paper-protocol run (labelled; like that protocol's best epoch, not an unbiased
-estimate). ``γ = 0`` reproduces the run's own figures. This is a diagnostic,
+honest run, the test set itself for a paper-protocol run (labelled; like that
+protocol's best epoch, not an unbiased estimate). The test figures of every
+``γ`` are reported as a curve; for an honest run only the chosen ``γ``'s is an
+unbiased estimate. ``γ = 0`` reproduces the run's own figures. This is a diagnostic,
 not one of the paper's strategies: Table 3 rows never use a prior.
 
 Writes ``results/popularity_prior_<name>.{json,md}``.
