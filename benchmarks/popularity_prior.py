@@ -131,6 +131,7 @@ def calibrate_run(run_dir: Path, gammas: list[float], num_groups: int) -> dict[s
     _, tau_u = run.model.task.temperatures()
     tau_u = np.asarray(tau_u, np.float64).reshape(-1)
     counts = run.data.train_item_counts
+    relevant = test.relevant_items  # a fresh list on every access: read once
     curve, tops = [], {}
     for gamma in gammas:
         u, i = prior_embeddings(users, items, tau_u, counts, gamma)
@@ -139,13 +140,12 @@ def calibrate_run(run_dir: Path, gammas: list[float], num_groups: int) -> dict[s
             entry.update({f"valid_{k}": v for k, v in monitor.evaluate(u, i).items()
                           if k in ("recall@20", "ndcg@20")})
         _, top = test.evaluate_top_items(u, i)
-        metrics = ranking_metrics(top, test.relevant_items, (K,))
+        metrics = ranking_metrics(top, relevant, (K,))
         entry.update({f"test_{k}": float(metrics[k]) for k in ("recall@20", "ndcg@20")})
         curve.append(entry)
         tops[gamma] = top
     chosen = select_gamma(curve, split)
     groups = popularity_groups(counts, num_groups)
-    relevant = test.relevant_items
     keys = ("data", "backbone", "protocol", "strategy", "loss_form", "negatives",
             "sampling_correction", "epochs")
     return {
