@@ -90,9 +90,27 @@ def test_a_finished_run_that_stopped_earlier_does_not_cut_the_budget(tmp_path, m
     checks = {c["check"]: c for c in payload["ordering_at_common"]}
     assert checks["adap-tau > nonorm"]["ndcg@20"]["diff"] == pytest.approx(0.16 - 0.15)
     assert payload["trajectory"][2]["nonorm"] is None  # No Norm has no epoch 3
-    # All finished: the fewest of all.
-    assert run_progress.common_epochs({"a": (5, True), "b": (2, True)}) == 2
+    # All finished: the most any logged, so every run is compared at its best.
+    assert run_progress.common_epochs({"a": (5, True), "b": (2, True)}) == 5
     assert run_progress.common_epochs({"a": (5, False), "b": (2, True)}) == 5
+
+
+def test_when_every_run_finished_each_is_at_its_best(tmp_path, monkeypatch):
+    # Adap-τ ran 4 epochs (best at 4), No Norm stopped after 2: the horizon is 4, so
+    # Adap-τ is not cut back to No Norm's 2 epochs.
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    at = _run(tmp_path / "at", "adap-tau", [(0.10, 0.08), (0.15, 0.12), (0.18, 0.16), (0.2, 0.2)],
+              finished=True)
+    nonorm = _run(tmp_path / "nn", "nonorm", [(0.17, 0.15), (0.16, 0.14)], finished=True)
+    payload = run_progress.main(["--dataset", "gowalla", "--backbone", "lightgcn",
+                                 "--run", f"adap-tau={at}", "--run", f"nonorm={nonorm}"])
+    assert payload["common_epochs"] == 4
+    runs = {r["strategy"]: r for r in payload["runs"]}
+    assert runs["adap-tau"]["at_common"]["epoch"] == 4
+    checks = {c["check"]: c for c in payload["ordering_at_common"]}
+    assert checks["adap-tau > nonorm"]["ndcg@20"]["diff"] == pytest.approx(0.2 - 0.15)
+    text = (tmp_path / "results" / "progress_gowalla_lightgcn_paper.md").read_text()
+    assert "the first 4 epochs, the most any run logged, every run having finished" in text
 
 
 @pytest.mark.parametrize("change, message", [
