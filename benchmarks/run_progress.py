@@ -177,12 +177,14 @@ def markdown(payload: dict[str, Any]) -> str:
     common, protocol = payload["common_epochs"], payload["protocol"]
     metrics = tuple(payload["metrics"])
     split = "test" if protocol == "paper" else "validation"
-    out = [f"# Runs in progress: {payload['dataset']} {payload['backbone']}, {protocol} protocol",
+    all_finished = all(run["finished"] for run in payload["runs"])
+    title = "Finished runs" if all_finished else "Runs in progress"
+    out = [f"# {title}: {payload['dataset']} {payload['backbone']}, {protocol} protocol",
            "", f"Interim figures, not Table 3 rows: every run compared at its best "
            f"{'' if protocol == 'paper' else 'evaluated '}epoch (by {split} NDCG@20) among "
            f"the first {common} epochs, "
            + ("the most any run logged, every run having finished"
-              if all(run["finished"] for run in payload["runs"]) else
+              if all_finished else
               "the fewest any unfinished run has logged (a finished run that stopped "
               "earlier counts with all its epochs)")
            + f". {split.capitalize()} "

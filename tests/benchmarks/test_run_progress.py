@@ -63,6 +63,8 @@ def test_compares_every_run_at_the_epochs_all_reached(tmp_path, monkeypatch):
     assert [t["epoch"] for t in payload["trajectory"]] == [1, 2, 3]
     assert payload["trajectory"][1]["grid-tau"]["test_recall@20"] == 0.16
     markdown = (tmp_path / "results" / "progress_gowalla_lightgcn_paper_toy.md").read_text()
+    assert markdown.startswith("# Runs in progress: gowalla lightgcn, paper protocol")
+    assert "the fewest any unfinished run has logged" in markdown
     assert "| Adap-τ ≥ 98% of the paper | 0.947 (**no**) | 1.006 (met) |" in markdown
     assert "| Grid Search τ (τ = 0.1) | 2 | 0.1600 / 0.1250 |" in markdown
     assert "| Adap-τ ≥ Adap-τ0 | +0.0400 (holds) | +0.0500 (holds) |" in markdown
@@ -110,6 +112,7 @@ def test_when_every_run_finished_each_is_at_its_best(tmp_path, monkeypatch):
     checks = {c["check"]: c for c in payload["ordering_at_common"]}
     assert checks["adap-tau > nonorm"]["ndcg@20"]["diff"] == pytest.approx(0.2 - 0.15)
     text = (tmp_path / "results" / "progress_gowalla_lightgcn_paper.md").read_text()
+    assert text.startswith("# Finished runs: gowalla lightgcn, paper protocol")
     assert "the first 4 epochs, the most any run logged, every run having finished" in text
 
 
