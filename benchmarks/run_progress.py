@@ -10,9 +10,9 @@ run's best epoch by test NDCG@20 (the paper protocol's choice) among the first
 one with ``metrics.json``, will train no more: one stopped before ``E`` counts
 with all its epochs; when every run is finished ``E`` is the most any logged, so
 each run is at its best). It writes those, the issue's ordering checks
-(``table3_report.ordering_checks``) and Adap-τ against
-98 % of the paper at that budget, each run's best so far and a trajectory
-(test Recall@20 / NDCG@20, τ0 and μ+ where logged) to
+(``table3_report.ordering_checks``) and Adap-τ against 98 % of the paper at that
+budget, each run's best so far and a trajectory (test Recall@20 / NDCG@20, τ0
+and μ+ where logged) to
 ``results/progress_<dataset>_<backbone>_paper[_<name>].{json,md}``.
 
 ``--protocol honest`` compares honest-protocol runs the same way on what they
