@@ -13,6 +13,16 @@ NDCG@20, the best epoch and τ of each strategy and the issue's ordering checks
 deviation over seeds and the checks of the means, to
 ``results/seed_replicate_<dataset>_<backbone>_<protocol>.{json,md}``.
 
+With ``--carry`` the rows of the file being replaced are kept for every
+(strategy, seed) no ``--run`` gives, as ``table3_carry`` keeps Table 3 rows:
+run directories (``benchmarks/work/``) are not versioned, so a checkout may
+lack a seed's runs while that file holds what they measured. A kept row must
+have been made with the settings the table now records for its strategy (the
+file's own ``settings``, or for a file written before it had them, those of
+the table at its ``table.commit``, read from git); otherwise it is refused.
+Rows given both ways are taken from the run, and their differences from the
+old file are written as ``carry.rerun_differences``.
+
 Usage:
     .venv/bin/python benchmarks/seed_replicate.py --dataset gowalla --backbone mf \\
         --protocol honest --run adap-tau=benchmarks/work/seed1/adap-tau \\
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,6 +103,71 @@ def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any
     return {**table3_report.finished_row(run, directory), "seed": recorded["seed"]}
 
 
+def previous_file(name: str) -> dict[str, Any] | None:
+    """``results/<name>.json`` about to be replaced, or None."""
+    path = reporting.RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); restore it from git") from error
+
+
+def table_at(commit: str, path: str) -> dict[str, Any]:
+    """The Table 3 JSON ``path`` (repository-relative) as committed at ``commit``."""
+    if commit.endswith("-dirty") or commit == "unknown":
+        raise ValueError(f"{path} at commit {commit!r}: not a committed table")
+    shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=reporting.REPO,
+                           capture_output=True, text=True, check=False)
+    if shown.returncode:
+        raise ValueError(f"cannot read {path} at commit {commit}: {shown.stderr.strip()}")
+    return json.loads(shown.stdout)
+
+
+def recorded_settings(previous: dict[str, Any]) -> dict[str, str]:
+    """The table settings a previous seed-replicate file's rows were made with."""
+    if "settings" in previous:
+        return previous["settings"]
+    return table_at(previous["table"]["commit"], previous["table"]["path"]).get("settings", {})
+
+
+def carried_rows(previous: dict[str, Any], settings: dict[str, str],
+                 planned: dict[str, dict[str, Any]], fresh: list[dict[str, Any]]
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The previous file's other-seed rows of the planned strategies that no fresh
+    row replaces, marked ``kept_from``; and, for rows given both ways, the fresh
+    minus the old test metrics.
+
+    Args:
+        previous: the seed-replicate JSON being replaced.
+        settings: the current table's ``settings`` (row key -> settings string).
+        planned: strategy -> its planned run (``reproduce.plan``).
+        fresh: the rows of this invocation's ``--run`` directories.
+
+    Raises:
+        ValueError: a row to keep was made with other settings (both quoted).
+    """
+    old_settings = recorded_settings(previous)
+    given = {(r["strategy"], r["seed"]): r for r in fresh}
+    origin = f"{previous.get('commit', 'unknown')} ({previous.get('machine', 'unknown')})"
+    kept, differences = [], []
+    for row in previous.get("rows", []):
+        strategy, seed = row["strategy"], row["seed"]
+        if strategy not in planned or seed == table_seed(planned[strategy]):
+            continue
+        if (strategy, seed) in given:
+            differences.append({"strategy": strategy, "seed": seed, **{
+                m: given[(strategy, seed)][m] - row[m] for m in METRICS}})
+            continue
+        key = table3_report.row_key(planned[strategy])
+        if old_settings.get(key) != settings.get(key):
+            raise ValueError(f"{key} seed {seed} was made with {old_settings.get(key)!r}, "
+                             f"the table now records {settings.get(key)!r}: rerun it")
+        kept.append({**row, "kept_from": row.get("kept_from", origin)})
+    return kept, differences
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-seed ordering checks and, per strategy, the mean (and sample standard
     deviation) over seeds, with the ordering checks of the means."""
@@ -122,10 +198,31 @@ def _spread(mean: dict[str, Any], metric: str) -> str:
     return f"{mean[metric]:.4f}" + ("" if std is None else f" ± {std:.4f}")
 
 
-def _markdown(title: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+def _carry_note(rows: list[dict[str, Any]], carry: dict[str, Any] | None) -> str:
+    """The footnote on rows kept from the replaced file and on the reruns' differences."""
+    if carry is None:
+        return ""
+    origins = sorted({r["kept_from"] for r in rows if "kept_from" in r})
+    note = ""
+    if origins:
+        note += (f"\n\n† kept from the seed-replicate file of commit {', '.join(origins)}: "
+                 "the run's directory is not on this machine, and the table's settings "
+                 "for it are the ones it was made with.")
+    differences = carry["rerun_differences"]
+    if differences:
+        largest = max(abs(d[m]) for d in differences for m in METRICS)
+        note += (f"\n\n{len(differences)} run(s) of that file were rerun here with the same "
+                 f"seed and settings; their test metrics differ from it by at most "
+                 f"{largest:.1e}.")
+    return note
+
+
+def _markdown(title: str, rows: list[dict[str, Any]], summary: dict[str, Any],
+              carry: dict[str, Any] | None = None) -> str:
     table = reporting.markdown_table(
         ["strategy", "seed", "Recall@20", "NDCG@20", "best epoch", "epochs", "τ (final τ0)"],
-        [[LABELS[r["strategy"]], r["seed"], r["test_recall@20"], r["test_ndcg@20"],
+        [[LABELS[r["strategy"]], f"{r['seed']}{' †' if 'kept_from' in r else ''}",
+          r["test_recall@20"], r["test_ndcg@20"],
           r["best_epoch"], r["epochs"], "–" if r["tau"] is None else f"{r['tau']:.3f}"]
          for r in rows]
         + [[LABELS[m["strategy"]], "mean ± sd", *(_spread(m, metric) for metric in METRICS),
@@ -143,7 +240,8 @@ def _markdown(title: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -
                  if any(r["strategy"] == "grid-tau" for r in rows) else "")
     return (f"# {title}\n\n{table}\n\n## Ordering targets (test metrics; diff = left − right)"
             f"\n\n{ordering}\n\nThe table's own seed comes from the committed Table 3 row; "
-            f"the others from the runs named in the command.{grid_note}\n")
+            f"the others from the runs named in the command.{grid_note}"
+            f"{_carry_note(rows, carry)}\n")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -156,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         metavar="STRATEGY=DIRECTORY", help="a finished adaptau-train run")
     parser.add_argument("--table", type=Path, default=None,
                         help="the Table 3 JSON (default results/table3_<dataset>.json)")
+    parser.add_argument("--carry", action="store_true",
+                        help="keep the replaced file's rows of seeds no --run gives")
     args = parser.parse_args(argv)
     config = reproduce.load_config(args.config)
     cell = f"{args.dataset}/{args.backbone}/{args.protocol}"
@@ -170,17 +270,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = json.loads(table_path.read_text())
     own = table_rows(table, [planned[s] for s in wanted], table_path)
     rows = [{**own[s], "seed": table_seed(planned[s])} for s in wanted]
-    rows += [replicate_row(planned[s], directory, own[s]) for s, directory in args.run]
+    fresh = [replicate_row(planned[s], directory, own[s]) for s, directory in args.run]
+    rows += fresh
+    name = f"seed_replicate_{args.dataset}_{args.backbone}_{args.protocol}"
+    settings = {table3_report.row_key(planned[s]): table["settings"][
+        table3_report.row_key(planned[s])] for s in wanted}
+    carry = None
+    previous = previous_file(name) if args.carry else None
+    if previous is not None:
+        kept, differences = carried_rows(previous, settings, planned, fresh)
+        rows += kept
+        carry = {"from": {"commit": previous.get("commit"), "machine": previous.get("machine")},
+                 "kept": [[r["strategy"], r["seed"]] for r in kept],
+                 "rerun_differences": differences}
     rows.sort(key=lambda r: (wanted.index(r["strategy"]), r["seed"]))
     summary = summarise(rows)
     payload = {"dataset": args.dataset, "backbone": args.backbone, "protocol": args.protocol,
                "table": {"path": table3_report.repo_relative(table_path),
                          "commit": table["commit"]},
-               "rows": rows, **summary}
-    name = f"seed_replicate_{args.dataset}_{args.backbone}_{args.protocol}"
+               "settings": settings, "rows": rows, **summary}
+    if carry is not None:
+        payload["carry"] = carry
     title = (f"Table 3 rows with other seeds: {args.dataset} {args.backbone}, "
              f"{args.protocol} protocol")
-    reporting.write_results(name, payload, _markdown(title, rows, summary))
+    reporting.write_results(name, payload, _markdown(title, rows, summary, carry))
     return payload
 
 

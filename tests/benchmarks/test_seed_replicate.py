@@ -131,3 +131,97 @@ def test_every_strategy_needs_every_seed():
     assert seed_replicate.parse_run("adap-tau=a/b")[0] == "adap-tau"
     with pytest.raises(Exception, match="STRATEGY=DIRECTORY, got 'adap-tau'"):
         seed_replicate.parse_run("adap-tau")
+
+
+@pytest.fixture(scope="module")
+def seed2(made):
+    """Seed-2 runs of both strategies of the tiny table."""
+    tmp, _, table, _ = made
+    runs = {}
+    for run in reproduce.plan(TINY, tmp / "work", []):
+        args = {**run["train_args"], "seed": 2}
+        if run["strategy"] == "grid-tau":
+            args["tau"] = next(r["tau"] for r in table["rows"] if r["strategy"] == "grid-tau")
+        runs[run["strategy"]] = tmp / "seed2" / run["strategy"]
+        trainer.main(reproduce.flags(args) + ["--output", str(runs[run["strategy"]])])
+    return runs
+
+
+def test_carry_keeps_the_replaced_files_other_seeds(made, seed2):
+    tmp, config, table, runs = made
+    first = seed_replicate.main(_argv(config, runs))
+    assert first["settings"] == {key: table["settings"][key]
+                                 for key in ("mf/honest/adap-tau", "mf/honest/grid-tau")}
+    seed1 = {r["strategy"]: r for r in first["rows"] if r["seed"] == 1}
+    written = json.loads((tmp / "results" / "seed_replicate_tiny_mf_honest.json").read_text())
+    # Seed 1's directories are gone: --carry keeps its rows, seed 2 comes from the runs.
+    second = seed_replicate.main(_argv(config, seed2) + ["--carry"])
+    assert second["seeds"] == [0, 1, 2]
+    kept = {r["strategy"]: r for r in second["rows"] if r["seed"] == 1}
+    origin = f"{written['commit']} ({written['machine']})"
+    for strategy, row in kept.items():
+        assert row["kept_from"] == origin
+        assert row["test_ndcg@20"] == seed1[strategy]["test_ndcg@20"]
+    fresh = {r["strategy"]: r for r in second["rows"] if r["seed"] == 2}
+    for strategy, directory in seed2.items():
+        metrics = json.loads((directory / "metrics.json").read_text())
+        assert fresh[strategy]["test_recall@20"] == metrics["test_recall@20"]
+        assert "kept_from" not in fresh[strategy]
+    assert sorted(second["carry"]["kept"]) == [["adap-tau", 1], ["grid-tau", 1]]
+    assert second["carry"]["rerun_differences"] == []
+    means = {m["strategy"]: m for m in second["mean"]}
+    values = [r["test_recall@20"] for r in second["rows"] if r["strategy"] == "adap-tau"]
+    assert means["adap-tau"]["test_recall@20"] == pytest.approx(statistics.fmean(values))
+    md = (tmp / "results" / "seed_replicate_tiny_mf_honest.md").read_text()
+    assert "| Adap-τ | 1 † |" in md
+    assert f"† kept from the seed-replicate file of commit {origin}" in md
+    # Seed 1 rerun: taken from the runs; seed 2 kept with its first origin; the
+    # rerun's differences from the replaced file are recorded (same runs: zero).
+    third = seed_replicate.main(_argv(config, runs) + ["--carry"])
+    assert sorted(third["carry"]["kept"]) == [["adap-tau", 2], ["grid-tau", 2]]
+    assert all("kept_from" not in r for r in third["rows"] if r["seed"] == 1)
+    differences = third["carry"]["rerun_differences"]
+    assert sorted((d["strategy"], d["seed"]) for d in differences) == [
+        ("adap-tau", 1), ("grid-tau", 1)]
+    assert all(d[m] == 0.0 for d in differences for m in seed_replicate.METRICS)
+    md = (tmp / "results" / "seed_replicate_tiny_mf_honest.md").read_text()
+    assert "2 run(s) of that file were rerun here" in md and "at most 0.0e+00" in md
+    # Without --carry the replaced file's seeds are dropped.
+    assert seed_replicate.main(_argv(config, seed2))["seeds"] == [0, 2]
+
+
+def test_carry_refuses_rows_made_with_other_settings(made, seed2):
+    tmp, config, _, runs = made
+    seed_replicate.main(_argv(config, runs))
+    path = tmp / "results" / "seed_replicate_tiny_mf_honest.json"
+    previous = json.loads(path.read_text())
+    previous["settings"]["mf/honest/grid-tau"] = "lr=1"
+    path.write_text(json.dumps(previous))
+    with pytest.raises(ValueError, match="mf/honest/grid-tau seed 1 was made with 'lr=1'"):
+        seed_replicate.main(_argv(config, seed2) + ["--carry"])
+
+
+def test_files_without_settings_are_checked_against_their_table(monkeypatch):
+    previous = {"table": {"commit": "abc123", "path": "benchmarks/results/table3_x.json"}}
+    asked = []
+
+    def table_at(commit, path):
+        asked.append((commit, path))
+        return {"settings": {"mf/honest/adap-tau": "lr=0.1"}}
+
+    monkeypatch.setattr(seed_replicate, "table_at", table_at)
+    assert seed_replicate.recorded_settings(previous) == {"mf/honest/adap-tau": "lr=0.1"}
+    assert asked == [("abc123", "benchmarks/results/table3_x.json")]
+    assert seed_replicate.recorded_settings({"settings": {"k": "v"}}) == {"k": "v"}
+
+
+def test_table_at_reads_git_and_refuses_uncommitted_tables():
+    head = reporting.commit().removesuffix("-dirty")
+    committed = json.loads(
+        (reporting.REPO / "benchmarks" / "results" / "table3_ml-1m.json").read_text())
+    shown = seed_replicate.table_at(head, "benchmarks/results/table3_ml-1m.json")
+    assert set(shown["settings"]) == set(committed["settings"])
+    with pytest.raises(ValueError, match="'abc-dirty': not a committed table"):
+        seed_replicate.table_at("abc-dirty", "benchmarks/results/table3_ml-1m.json")
+    with pytest.raises(ValueError, match="cannot read benchmarks/results/nothing.json"):
+        seed_replicate.table_at(head, "benchmarks/results/nothing.json")
