@@ -14,14 +14,15 @@ deviation over seeds and the checks of the means, to
 ``results/seed_replicate_<dataset>_<backbone>_<protocol>.{json,md}``.
 
 With ``--carry`` the rows of the file being replaced are kept for every
-(strategy, seed) no ``--run`` gives, as ``table3_carry`` keeps Table 3 rows:
-run directories (``benchmarks/work/``) are not versioned, so a checkout may
-lack a seed's runs while that file holds what they measured. A kept row must
-have been made with the settings the table now records for its strategy (the
-file's own ``settings``, or for a file written before it had them, those of
-the table at its ``table.commit``, read from git); otherwise it is refused.
-Rows given both ways are taken from the run, and their differences from the
-old file are written as ``carry.rerun_differences``.
+(strategy, seed) no ``--run`` gives (its strategies join those of the runs),
+as ``table3_carry`` keeps Table 3 rows: run directories (``benchmarks/work/``)
+are not versioned, so a checkout may lack a seed's runs while that file holds
+what they measured. A kept row must have been made with the settings the table
+now records for its strategy (the file's own ``settings``, or for a file
+written before it had them, those of the table at its ``table.commit``, read
+from git); otherwise it is refused. Rows given both ways are taken from the
+run, and their differences from the old file are written as
+``carry.rerun_differences``.
 
 Usage:
     .venv/bin/python benchmarks/seed_replicate.py --dataset gowalla --backbone mf \\
@@ -259,7 +260,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     config = reproduce.load_config(args.config)
     cell = f"{args.dataset}/{args.backbone}/{args.protocol}"
-    wanted = sorted({strategy for strategy, _ in args.run})
+    name = f"seed_replicate_{args.dataset}_{args.backbone}_{args.protocol}"
+    previous = previous_file(name) if args.carry else None
+    wanted = sorted({strategy for strategy, _ in args.run}
+                    | {row["strategy"] for row in (previous or {}).get("rows", [])})
     planned = {run["strategy"]: run for run in reproduce.plan(
         config, reporting.REPO / "benchmarks" / "work" / "table3", [cell])}
     unknown = [s for s in wanted if s not in planned]
@@ -272,11 +276,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = [{**own[s], "seed": table_seed(planned[s])} for s in wanted]
     fresh = [replicate_row(planned[s], directory, own[s]) for s, directory in args.run]
     rows += fresh
-    name = f"seed_replicate_{args.dataset}_{args.backbone}_{args.protocol}"
     settings = {table3_report.row_key(planned[s]): table["settings"][
         table3_report.row_key(planned[s])] for s in wanted}
     carry = None
-    previous = previous_file(name) if args.carry else None
     if previous is not None:
         kept, differences = carried_rows(previous, settings, planned, fresh)
         rows += kept

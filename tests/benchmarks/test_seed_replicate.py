@@ -186,6 +186,12 @@ def test_carry_keeps_the_replaced_files_other_seeds(made, seed2):
     assert all(d[m] == 0.0 for d in differences for m in seed_replicate.METRICS)
     md = (tmp / "results" / "seed_replicate_tiny_mf_honest.md").read_text()
     assert "2 run(s) of that file were rerun here" in md and "at most 0.0e+00" in md
+    # A strategy without runs keeps all its rows from the replaced file.
+    fourth = seed_replicate.main(_argv(config, {"adap-tau": seed2["adap-tau"]}) + ["--carry"])
+    assert sorted(fourth["carry"]["kept"]) == [["adap-tau", 1], ["grid-tau", 1],
+                                               ["grid-tau", 2]]
+    assert {(r["strategy"], r["seed"]) for r in fourth["rows"]} == {
+        (s, seed) for s in ("adap-tau", "grid-tau") for seed in (0, 1, 2)}
     # Without --carry the replaced file's seeds are dropped.
     assert seed_replicate.main(_argv(config, seed2))["seeds"] == [0, 2]
 
