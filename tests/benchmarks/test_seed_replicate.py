@@ -24,6 +24,18 @@ TINY = {
 }
 
 
+def _train_seed(tmp, table, seed):
+    """Runs of both strategies of the tiny table with ``seed`` (grid-tau at its τ)."""
+    runs = {}
+    for run in reproduce.plan(TINY, tmp / "work", []):
+        args = {**run["train_args"], "seed": seed}
+        if run["strategy"] == "grid-tau":
+            args["tau"] = next(r["tau"] for r in table["rows"] if r["strategy"] == "grid-tau")
+        runs[run["strategy"]] = tmp / f"seed{seed}" / run["strategy"]
+        trainer.main(reproduce.flags(args) + ["--output", str(runs[run["strategy"]])])
+    return runs
+
+
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """The tiny table (seed 0) and seed-1 runs of both strategies."""
@@ -35,14 +47,7 @@ def made(tmp_path_factory):
     assert reproduce.main(["--config", str(config), "--work-dir", str(tmp / "work"),
                            "--reuse-dir", "", "--in-process"]) == 0
     table = json.loads((tmp / "results" / "table3_tiny.json").read_text())
-    runs = {}
-    for run in reproduce.plan(TINY, tmp / "work", []):
-        args = {**run["train_args"], "seed": 1}
-        if run["strategy"] == "grid-tau":
-            args["tau"] = next(r["tau"] for r in table["rows"] if r["strategy"] == "grid-tau")
-        runs[run["strategy"]] = tmp / "seed1" / run["strategy"]
-        trainer.main(reproduce.flags(args) + ["--output", str(runs[run["strategy"]])])
-    yield tmp, config, table, runs
+    yield tmp, config, table, _train_seed(tmp, table, 1)
     patch.undo()
 
 
@@ -137,14 +142,7 @@ def test_every_strategy_needs_every_seed():
 def seed2(made):
     """Seed-2 runs of both strategies of the tiny table."""
     tmp, _, table, _ = made
-    runs = {}
-    for run in reproduce.plan(TINY, tmp / "work", []):
-        args = {**run["train_args"], "seed": 2}
-        if run["strategy"] == "grid-tau":
-            args["tau"] = next(r["tau"] for r in table["rows"] if r["strategy"] == "grid-tau")
-        runs[run["strategy"]] = tmp / "seed2" / run["strategy"]
-        trainer.main(reproduce.flags(args) + ["--output", str(runs[run["strategy"]])])
-    return runs
+    return _train_seed(tmp, table, 2)
 
 
 def test_carry_keeps_the_replaced_files_other_seeds(made, seed2):
