@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import reporting, reproduce, table3_report  # noqa: E402
+from benchmarks import reporting, reproduce, table3_carry, table3_report  # noqa: E402
 from benchmarks.paper_table3 import LABELS  # noqa: E402
 
 METRICS = tuple(f"test_{m}" for m in table3_report.METRICS)
@@ -102,17 +102,6 @@ def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any
         raise ValueError(f"{directory} differs from the table's {table3_report.row_key(run)} "
                          f"in more than its seed: {', '.join(changed)}")
     return {**table3_report.finished_row(run, directory), "seed": recorded["seed"]}
-
-
-def previous_file(name: str) -> dict[str, Any] | None:
-    """``results/<name>.json`` about to be replaced, or None."""
-    path = reporting.RESULTS / f"{name}.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); restore it from git") from error
 
 
 def table_at(commit: str, path: str) -> dict[str, Any]:
@@ -261,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = reproduce.load_config(args.config)
     cell = f"{args.dataset}/{args.backbone}/{args.protocol}"
     name = f"seed_replicate_{args.dataset}_{args.backbone}_{args.protocol}"
-    previous = previous_file(name) if args.carry else None
+    previous = table3_carry.previous_result(name) if args.carry else None
     wanted = sorted({strategy for strategy, _ in args.run}
                     | {row["strategy"] for row in (previous or {}).get("rows", [])})
     planned = {run["strategy"]: run for run in reproduce.plan(

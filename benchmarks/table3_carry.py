@@ -19,17 +19,26 @@ from typing import Any
 from benchmarks import reporting
 
 
-def previous_table(dataset: str) -> dict[str, Any] | None:
-    """The ``table3_<dataset>.json`` about to be replaced, or None."""
-    path = reporting.RESULTS / f"table3_{dataset}.json"
+def previous_result(name: str) -> dict[str, Any] | None:
+    """``results/<name>.json`` about to be replaced, or None (also for a non-object).
+
+    Raises:
+        ValueError: the file is not valid JSON (rewriting it would lose its rows).
+    """
+    path = reporting.RESULTS / f"{name}.json"
     if not path.exists():
         return None
     try:
-        table = json.loads(path.read_text())
+        result = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error}); restore it from git "
-                         "before writing the table again") from error
-    return table if isinstance(table, dict) else None
+                         "before writing it again") from error
+    return result if isinstance(result, dict) else None
+
+
+def previous_table(dataset: str) -> dict[str, Any] | None:
+    """The ``table3_<dataset>.json`` about to be replaced, or None."""
+    return previous_result(f"table3_{dataset}")
 
 
 def gone(run: dict[str, Any]) -> bool:
