@@ -19,8 +19,8 @@ as ``table3_carry`` keeps Table 3 rows: run directories (``benchmarks/work/``)
 are not versioned, so a checkout may lack a seed's runs while that file holds
 what they measured. A kept row must have been made with the settings the table
 now records for its strategy (the file's own ``settings``, or for a file
-written before it had them, those of the table at its ``table.commit``, read
-from git); otherwise it is refused. Rows given both ways are taken from the
+written before it had them, those of the committed table written at its
+``table.commit``, read from git); otherwise it is refused. Rows given both ways are taken from the
 run, and their differences from the old file are written as
 ``carry.rerun_differences``.
 
@@ -104,22 +104,36 @@ def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any
     return {**table3_report.finished_row(run, directory), "seed": recorded["seed"]}
 
 
-def table_at(commit: str, path: str) -> dict[str, Any]:
-    """The Table 3 JSON ``path`` (repository-relative) as committed at ``commit``."""
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=reporting.REPO, capture_output=True, text=True,
+                          check=False)
+
+
+def table_written_at(commit: str, path: str) -> dict[str, Any]:
+    """The committed version of the Table 3 JSON ``path`` (repository-relative)
+    that was written at ``commit`` (its own ``commit`` field).
+
+    A table written at commit C is committed after C, so C's tree holds the
+    table before it: every committed version of ``path`` is read, newest first.
+    """
     if commit.endswith("-dirty") or commit == "unknown":
         raise ValueError(f"{path} at commit {commit!r}: not a committed table")
-    shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=reporting.REPO,
-                           capture_output=True, text=True, check=False)
-    if shown.returncode:
-        raise ValueError(f"cannot read {path} at commit {commit}: {shown.stderr.strip()}")
-    return json.loads(shown.stdout)
+    revisions = _git("rev-list", "HEAD", "--", path)
+    if revisions.returncode:
+        raise ValueError(f"cannot list the commits of {path}: {revisions.stderr.strip()}")
+    for revision in revisions.stdout.split():
+        shown = _git("show", f"{revision}:{path}")
+        if shown.returncode == 0 and json.loads(shown.stdout).get("commit") == commit:
+            return json.loads(shown.stdout)
+    raise ValueError(f"no committed version of {path} was written at commit {commit}")
 
 
 def recorded_settings(previous: dict[str, Any]) -> dict[str, str]:
     """The table settings a previous seed-replicate file's rows were made with."""
     if "settings" in previous:
         return previous["settings"]
-    return table_at(previous["table"]["commit"], previous["table"]["path"]).get("settings", {})
+    table = table_written_at(previous["table"]["commit"], previous["table"]["path"])
+    return table.get("settings", {})
 
 
 def carried_rows(previous: dict[str, Any], settings: dict[str, str],

@@ -7,6 +7,7 @@ import adaptau_tf  # noqa: F401
 import json
 import shutil
 import statistics
+import subprocess
 
 import pytest
 
@@ -209,23 +210,31 @@ def test_files_without_settings_are_checked_against_their_table(monkeypatch):
     previous = {"table": {"commit": "abc123", "path": "benchmarks/results/table3_x.json"}}
     asked = []
 
-    def table_at(commit, path):
+    def table_written_at(commit, path):
         asked.append((commit, path))
         return {"settings": {"mf/honest/adap-tau": "lr=0.1"}}
 
-    monkeypatch.setattr(seed_replicate, "table_at", table_at)
+    monkeypatch.setattr(seed_replicate, "table_written_at", table_written_at)
     assert seed_replicate.recorded_settings(previous) == {"mf/honest/adap-tau": "lr=0.1"}
     assert asked == [("abc123", "benchmarks/results/table3_x.json")]
     assert seed_replicate.recorded_settings({"settings": {"k": "v"}}) == {"k": "v"}
 
 
-def test_table_at_reads_git_and_refuses_uncommitted_tables():
-    head = reporting.commit().removesuffix("-dirty")
-    committed = json.loads(
-        (reporting.REPO / "benchmarks" / "results" / "table3_ml-1m.json").read_text())
-    shown = seed_replicate.table_at(head, "benchmarks/results/table3_ml-1m.json")
-    assert set(shown["settings"]) == set(committed["settings"])
+def _git(*args):
+    return subprocess.run(["git", *args], cwd=reporting.REPO, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_table_written_at_finds_the_version_committed_after_that_commit():
+    path = "benchmarks/results/table3_ml-1m.json"
+    committed = json.loads(_git("show", f"HEAD:{path}"))
+    written_at = committed["commit"]
+    # The table is committed after the commit it was written at, whose tree
+    # holds an older table: that one must not be returned.
+    assert json.loads(_git("show", f"{written_at}:{path}"))["commit"] != written_at
+    assert seed_replicate.table_written_at(written_at, path) == committed
     with pytest.raises(ValueError, match="'abc-dirty': not a committed table"):
-        seed_replicate.table_at("abc-dirty", "benchmarks/results/table3_ml-1m.json")
-    with pytest.raises(ValueError, match="cannot read benchmarks/results/nothing.json"):
-        seed_replicate.table_at(head, "benchmarks/results/nothing.json")
+        seed_replicate.table_written_at("abc-dirty", path)
+    with pytest.raises(ValueError, match=f"no committed version of {path} was written at "
+                                         "commit 0000000"):
+        seed_replicate.table_written_at("0000000", path)
