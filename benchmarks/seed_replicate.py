@@ -20,9 +20,9 @@ are not versioned, so a checkout may lack a seed's runs while that file holds
 what they measured. A kept row must have been made with the settings the table
 now records for its strategy (the file's own ``settings``, or for a file
 written before it had them, those of the committed table written at its
-``table.commit``, read from git); otherwise it is refused. Rows given both ways are taken from the
-run, and their differences from the old file are written as
-``carry.rerun_differences``.
+``table.commit``, read from git); otherwise it is refused. Rows given both
+ways are taken from the run, and their differences from the old file are
+written as ``carry.rerun_differences``.
 
 Usage:
     .venv/bin/python benchmarks/seed_replicate.py --dataset gowalla --backbone mf \\
@@ -123,8 +123,9 @@ def table_written_at(commit: str, path: str) -> dict[str, Any]:
         raise ValueError(f"cannot list the commits of {path}: {revisions.stderr.strip()}")
     for revision in revisions.stdout.split():
         shown = _git("show", f"{revision}:{path}")
-        if shown.returncode == 0 and json.loads(shown.stdout).get("commit") == commit:
-            return json.loads(shown.stdout)
+        table = json.loads(shown.stdout) if shown.returncode == 0 else {}
+        if table.get("commit") == commit:
+            return table
     raise ValueError(f"no committed version of {path} was written at commit {commit}")
 
 
