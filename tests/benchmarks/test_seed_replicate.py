@@ -7,7 +7,6 @@ import adaptau_tf  # noqa: F401
 import json
 import shutil
 import statistics
-import subprocess
 
 import pytest
 
@@ -220,18 +219,14 @@ def test_files_without_settings_are_checked_against_their_table(monkeypatch):
     assert seed_replicate.recorded_settings({"settings": {"k": "v"}}) == {"k": "v"}
 
 
-def _git(*args):
-    return subprocess.run(["git", *args], cwd=reporting.REPO, capture_output=True, text=True,
-                          check=True).stdout
-
-
 def test_table_written_at_finds_the_version_committed_after_that_commit():
     path = "benchmarks/results/table3_ml-1m.json"
-    committed = json.loads(_git("show", f"HEAD:{path}"))
+    committed = json.loads(seed_replicate._git("show", f"HEAD:{path}").stdout)
     written_at = committed["commit"]
     # The table is committed after the commit it was written at, whose tree
     # holds an older table: that one must not be returned.
-    assert json.loads(_git("show", f"{written_at}:{path}"))["commit"] != written_at
+    older = json.loads(seed_replicate._git("show", f"{written_at}:{path}").stdout)
+    assert older["commit"] != written_at
     assert seed_replicate.table_written_at(written_at, path) == committed
     with pytest.raises(ValueError, match="'abc-dirty': not a committed table"):
         seed_replicate.table_written_at("abc-dirty", path)
