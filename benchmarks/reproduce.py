@@ -170,7 +170,7 @@ def _retrain(grid: dict[str, Any], run: dict[str, str]) -> bool:
 GRID_SHARED = frozenset({
     "preset", "data", "backbone", "loss_form", "negatives", "epochs", "batch_size", "lr", "l2",
     "dropout", "embedding_dim", "seed", "protocol", "valid_fraction", "eval_every", "patience",
-    "remove_accidental_hits", "sampling_correction",
+    "remove_accidental_hits", "sampling_correction", "score",
 })
 
 

@@ -61,7 +61,7 @@ from trainers.run_files import write_json
 SHARED_OPTIONS: tuple[str, ...] = (
     "data", "backbone", "loss_form", "negatives", "epochs", "batch_size", "lr", "l2",
     "dropout", "embedding_dim", "seed", "protocol", "valid_fraction", "eval_every", "patience",
-    "remove_accidental_hits", "sampling_correction",
+    "remove_accidental_hits", "sampling_correction", "score",
 )
 OBJECTIVES: tuple[str, ...] = ("ndcg@20", "recall@20")
 # Arguments that may change between a search and its resumption.

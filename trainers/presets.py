@@ -65,7 +65,11 @@ class Preset:
         """The preset as explicit command-line flags (``["--lr", "0.0001", ...]``)."""
         out: list[str] = []
         for key, value in self.values.items():
-            out += [f"--{key.replace('_', '-')}", str(value)]
+            flag = f"--{key.replace('_', '-')}"
+            if isinstance(value, bool):  # store_true switches
+                out += [flag] if value else []
+            else:
+                out += [flag, str(value)]
         return out
 
 
@@ -85,7 +89,10 @@ _COMMON = {
 # (results/reference_jax_gowalla_mf/ref_at.jsonl, its summary's patience_stop_epoch).
 _MF = {**_COMMON, "backbone": "mf", "negatives": "sampled:1024x2048", "dropout": 0.1,
        "patience": 0}
-_LIGHTGCN = {**_COMMON, "backbone": "lightgcn", "negatives": "in-batch", "dropout": 0.0}
+# LightGCN ranks by the raw inner product of the mean-pooled vectors, as the reference
+# code does (its generate_mode nocosine); every rule is evaluated, --score selects.
+_LIGHTGCN = {**_COMMON, "backbone": "lightgcn", "negatives": "in-batch", "dropout": 0.0,
+             "score": "dot", "compare_scores": True}
 # Our MF recipe (benchmarks/strategies.py's settings): paper-mf-ml1m, fast-mf-gowalla.
 _OURS_MF = {**_MF, "lr": 1e-3, "l2": 0.0, "dropout": 0.0, "loss_form": "paper",
             "warmup_epochs": 1, "patience": 5, "negatives": "sampled:1024"}

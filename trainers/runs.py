@@ -78,6 +78,7 @@ def make_model(config: dict[str, Any], data: InteractionData) -> RetrievalModel:
         seed=config["seed"],
         remove_accidental_hits=recorded(config, "remove_accidental_hits"),
         sampling_correction=recorded(config, "sampling_correction"),
+        score=recorded(config, "score"),
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(config["lr"]),
                   jit_compile=use_jit(config, model))

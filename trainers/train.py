@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature, CSVHistory
 from adaptau_tf.evaluation import RankingEvaluation
-from adaptau_tf.models import BACKBONES, RetrievalModel
+from adaptau_tf.models import BACKBONES, SCORES, RetrievalModel
 from adaptau_tf.tasks import LOSS_FORMS
 from adaptau_tf.temperature import STRATEGY_KEYS
 from trainers.analysis import analysis_callbacks
@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling-correction", action="store_true",
                    help="logQ correction of in-batch negatives: each negative's logit "
                         "loses the log of its share of the training pairs")
+    p.add_argument("--score", choices=SCORES, default="cosine",
+                   help="ranking rule at evaluation and export: cosine (normalised vectors, "
+                        "as the loss sees them) | dot (the backbone's raw vectors; how the "
+                        "reference code ranks LightGCN). Training is the same under both")
+    p.add_argument("--compare-scores", action="store_true",
+                   help="evaluate every scoring rule at each evaluation (history.csv gets "
+                        "val_cosine_* and val_dot_* columns); --score still drives selection")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -241,6 +248,7 @@ def _train(
         monitor_eval, every_n_epochs=args.eval_every, monitor=args.monitor,
         patience=args.patience or None, prefix=prefix, verbose=0,
         backup_dir=str(evaluation_state), delete_backup=False,
+        scores=SCORES if args.compare_scores else (),
     )
     callbacks.append(evaluation)
     callbacks.extend(analysis_callbacks(args, data, monitor_eval, write_dir))
@@ -272,6 +280,10 @@ def _train(
 
     users, items = model.compute_representations(training=False)
     test_metrics = test_eval.evaluate(users, items)
+    by_score = {}
+    if args.compare_scores:  # the best epoch's test under every rule (selection used --score)
+        by_score = {rule: test_eval.evaluate(*model.compute_representations(score=rule))
+                    if rule != args.score else test_metrics for rule in SCORES}
     tau_global, tau_users = model.task.temperatures()
     tau_users = np.asarray(tau_users, np.float64)
     _save_array(write_dir / "tau_u.npy", tau_users)
@@ -288,6 +300,7 @@ def _train(
         "protocol": args.protocol,
         "strategy": args.strategy,
         "backbone": args.backbone,
+        "score": args.score,
         "data": config["data"],
         "epochs": epochs_run,
         "best_epoch": None if evaluation.best_epoch is None else int(evaluation.best_epoch) + 1,
@@ -298,6 +311,8 @@ def _train(
                                     np.quantile(tau_users, [0, .1, .5, .9, 1]).tolist())),
         "test": test_metrics,
     }
+    if by_score:
+        result["test_by_score"] = by_score
     result.update({f"test_{k}": v for k, v in test_metrics.items()})
     write_json(write_dir / "metrics.json", result)
     print(format_metrics_table(test_metrics, title=f"test metrics ({args.protocol} protocol)"))

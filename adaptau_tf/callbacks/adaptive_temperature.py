@@ -20,8 +20,8 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
     At ``on_epoch_begin`` it
 
     1. takes the model's current normalised representations
-       (``model.compute_representations()``: the propagated ones for
-       LightGCN) and the active users' training pairs, and computes
+       (``model.compute_representations(score="cosine")``: the propagated
+       ones for LightGCN, whatever the model's ranking rule) and the active users' training pairs, and computes
        ``μ+, μ, σ+², σ²`` (:func:`~adaptau_tf.temperature.closed_form.score_statistics`);
     2. sets τ0 by the mean or the mean-and-variance estimator (ALGORITHM.md
        §2), or by the warm-up prior ``prior_gap / log(|A| m / (2|D_A|))`` for the
@@ -153,7 +153,7 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
         """Computes and assigns τ0 and τ_u for ``epoch``; returns the log values."""
         task = self._task()
         start = time.perf_counter()
-        users, items = self.model.compute_representations(training=False)
+        users, items = self.model.compute_representations(training=False, score="cosine")
         stats = closed_form.score_statistics(
             users, items, self._pair_users, self._pair_items, self._active_users
         )

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,14 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
     training the best weights are put back if ``restore_best_weights``.
     Optimizer state is not restored.
 
+    Scoring rules: the plain keys rank with the model's own rule
+    (``compute_representations(training=False)``), which drives early
+    stopping. ``scores`` names rules to evaluate as well at every evaluation,
+    each logged under ``f"{prefix}{rule}_{name}"`` (e.g. ``val_dot_recall@20``)
+    through ``compute_representations(training=False, score=rule)``: one
+    training run gives the curve of every rule (the model's own rule included,
+    read from ``model.score``, without a second evaluation).
+
     Resuming with ``tf.keras.callbacks.BackupAndRestore``: state is reset at
     ``on_train_begin``. Without ``backup_dir`` a resumed run (new process) starts
     the best value, its weights and the patience count afresh from the resumed
@@ -66,6 +75,9 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
             interrupted runs (see above).
         delete_backup: remove the state in ``backup_dir`` at the end of
             training (``False`` keeps it, to extend the run later).
+        scores: scoring rules (e.g. ``("cosine", "dot")``) evaluated besides the
+            model's own, for models whose ``compute_representations`` takes
+            ``score``; empty: only the model's rule.
         **kwargs: passed to ``tf.keras.callbacks.Callback``.
 
     Example:
@@ -87,6 +99,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         verbose: int = 1,
         backup_dir: str | None = None,
         delete_backup: bool = True,
+        scores: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -117,6 +130,9 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         self.verbose = int(verbose)
         self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
         self.delete_backup = bool(delete_backup)
+        if isinstance(scores, str) or len(set(scores)) != len(scores):
+            raise ValueError(f"scores must be a sequence of distinct rule names, got {scores!r}")
+        self.scores = tuple(scores)
         self._monitor_name = name
         self._reset()
 
@@ -147,6 +163,7 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
         start = time.perf_counter()
         users, items = self.model.compute_representations(training=False)
         metrics = self.evaluator.evaluate(users, items)
+        metrics.update(self._rule_metrics(metrics))
         seconds = time.perf_counter() - start
         if logs is not None:
             for name, value in metrics.items():
@@ -175,6 +192,19 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
             self._print(epoch, metrics, seconds, improved)
         if self.backup_dir is not None:
             self._save_state()
+
+    def _rule_metrics(self, own: dict[str, float]) -> dict[str, float]:
+        """``{f"{rule}_{name}": value}`` for every rule of ``scores``."""
+        out: dict[str, float] = {}
+        own_rule = getattr(self.model, "score", None)
+        for rule in self.scores:
+            if rule == own_rule:
+                metrics = own
+            else:
+                users, items = self.model.compute_representations(training=False, score=rule)
+                metrics = self.evaluator.evaluate(users, items)
+            out.update({f"{rule}_{name}": value for name, value in metrics.items()})
+        return out
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Restores the best weights if asked and removes the state backup (if asked)."""
@@ -267,4 +297,5 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
             "verbose": self.verbose,
             "backup_dir": self.backup_dir,
             "delete_backup": self.delete_backup,
+            "scores": list(self.scores),
         }

@@ -50,6 +50,7 @@ def build_model(
     track_user_loss: bool = False,
     remove_accidental_hits: bool = False,
     sampling_correction: bool = False,
+    score: str = "cosine",
 ) -> RetrievalModel:
     """A ready-to-compile model for an :class:`~adaptau_tf.data.InteractionData`.
 
@@ -70,6 +71,8 @@ def build_model(
             item (in-batch: other rows with the same item; sampled: draws of it).
         sampling_correction: logQ correction of in-batch negatives, with each
             item's share of ``data.train`` as its sampling probability.
+        score: the ranking rule, ``"cosine"`` or ``"dot"`` (see
+            :class:`~adaptau_tf.models.retrieval_model.RetrievalModel`).
 
     Example:
         >>> model = build_model("mf", data, strategy="adap-tau")
@@ -93,6 +96,7 @@ def build_model(
         "message_dropout": message_dropout,
         "seed": seed,
         "sampling_correction": sampling_correction,
+        "score": score,
     }
     if backbone == "mf":
         model: RetrievalModel = MatrixFactorization(data.num_users, data.num_items, **common)

@@ -13,6 +13,10 @@ from adaptau_tf.layers.l2_normalization import L2Normalization
 from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval, global_batch_size
 
 
+# How a trained model ranks items: see RetrievalModel's ``score`` argument.
+SCORES: tuple[str, ...] = ("cosine", "dot")
+
+
 def _num_replicas() -> int:
     context = tf.distribute.get_replica_context()
     return 1 if context is None else int(context.num_replicas_in_sync)
@@ -66,6 +70,13 @@ class RetrievalModel(tfrs.Model):
             row's own positive is left as is), held in the
             non-trainable ``item_sampling_probability`` ``[m]`` (uniform until
             :meth:`set_item_sampling_probability`). In-batch negatives only.
+        score: the ranking rule of :meth:`compute_representations` (evaluation,
+            export, serving): ``"cosine"`` ranks the towers' normalised vectors
+            (the vectors the loss sees); ``"dot"`` ranks the inner product of
+            the backbone's raw, unnormalised output (for LightGCN the mean-pooled
+            vectors), as the reference code ranks LightGCN. Training is the same
+            under both. With No Norm nothing is normalised and both rules are the
+            raw inner product.
         **kwargs: passed to ``tfrs.Model``.
     """
 
@@ -84,9 +95,12 @@ class RetrievalModel(tfrs.Model):
         message_dropout: float = 0.0,
         seed: int | None = None,
         sampling_correction: bool = False,
+        score: str = "cosine",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         for name, value in (("num_users", num_users), ("num_items", num_items),
                             ("embedding_dim", embedding_dim)):
             if not (isinstance(value, int) and value > 0):
@@ -125,6 +139,7 @@ class RetrievalModel(tfrs.Model):
         self.message_dropout = float(message_dropout)
         self.seed = seed
         self.sampling_correction = bool(sampling_correction)
+        self.score = score
         self.user_embedding = tf.keras.layers.Embedding(
             num_users, embedding_dim,
             embeddings_initializer=tf.keras.initializers.GlorotUniform(seed=seed),
@@ -190,14 +205,31 @@ class RetrievalModel(tfrs.Model):
     def _head(self, vectors: tf.Tensor) -> tf.Tensor:
         return self.normalization(vectors) if self.normalize else vectors
 
-    def compute_representations(self, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
-        """All users' and items' final vectors, normalised unless No Norm.
+    def compute_representations(
+        self, training: bool = False, score: str | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """All users' and items' vectors to rank with, under a scoring rule.
+
+        Args:
+            training: passed to the backbone.
+            score: ``"cosine"`` (the normalised vectors the loss sees; raw ones
+                for No Norm), ``"dot"`` (the backbone's raw output) or ``None``
+                for the model's own ``score``.
 
         Returns:
-            ``(users [n, d], items [m, d])`` float32 tensors; scores are inner
-            products (cosines when normalised).
+            ``(users [n, d], items [m, d])`` float32 tensors whose inner
+            products are the ranking scores.
+
+        Example:
+            >>> users, items = model.compute_representations()  # model.score
+            >>> users, items = model.compute_representations(score="cosine")
         """
+        rule = self.score if score is None else score
+        if rule not in SCORES:
+            raise ValueError(f"score must be one of {SCORES} or None, got {score!r}")
         users, items = self.propagate(training=training)
+        if rule == "dot":
+            return users, items
         return self._head(users), self._head(items)
 
     @property
@@ -348,6 +380,7 @@ class RetrievalModel(tfrs.Model):
             "message_dropout": self.message_dropout,
             "seed": self.seed,
             "sampling_correction": self.sampling_correction,
+            "score": self.score,
         }
 
 
