@@ -21,7 +21,8 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
 
     1. takes the model's current normalised representations
        (``model.compute_representations(score="cosine")``: the propagated
-       ones for LightGCN, whatever the model's ranking rule) and the active users' training pairs, and computes
+       ones for LightGCN, whatever the model's ranking rule) and the active
+       users' training pairs, and computes
        ``μ+, μ, σ+², σ²`` (:func:`~adaptau_tf.temperature.closed_form.score_statistics`);
     2. sets τ0 by the mean or the mean-and-variance estimator (ALGORITHM.md
        §2), or by the warm-up prior ``prior_gap / log(|A| m / (2|D_A|))`` for the

@@ -12,7 +12,6 @@ import tensorflow_recommenders as tfrs
 from adaptau_tf.layers.l2_normalization import L2Normalization
 from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval, global_batch_size
 
-
 # How a trained model ranks items: see RetrievalModel's ``score`` argument.
 SCORES: tuple[str, ...] = ("cosine", "dot")
 
