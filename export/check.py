@@ -15,7 +15,12 @@ the SavedModel is proved to load without the package. The checks:
 3. ``saved_model_cli show --all`` and ``saved_model_cli run`` succeed and
    ``run`` returns what the signature returns;
 4. ``serving_default`` top-k equals the in-memory model's (the reference the
-   exporter stored in ``assets.extra/reference_topk.npz``, or ``--reference``).
+   exporter stored in ``assets.extra/reference_topk.npz``, or ``--reference``);
+5. when the export holds a ScaNN index, its recall@k against exact search on
+   the exported vectors (the export's scoring rule: dot product on whichever
+   vectors it exported) is at least ``--min-scann-recall``, for users spread
+   over the id range (ScaNN is imported only after checks 1-4 proved the
+   SavedModel needs none of it).
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class ExportChecker:
             ``assets.extra/reference_topk.npz``).
         run_cli: also run ``saved_model_cli`` (two extra processes).
         atol: score tolerance for the reference comparison.
+        min_scann_recall: lowest ScaNN recall@k against exact search that passes.
+        scann_users: users whose ScaNN top-k is compared with exact search.
 
     Example:
         >>> report = ExportChecker("/tmp/serving/adaptau/1").run()
@@ -86,8 +93,12 @@ class ExportChecker:
         reference: str | Path | None = None,
         run_cli: bool = True,
         atol: float = 1e-4,
+        min_scann_recall: float = 0.95,
+        scann_users: int = 1000,
     ) -> None:
         self.path = resolve_saved_model_dir(path)
+        self.min_scann_recall = float(min_scann_recall)
+        self.scann_users = int(scann_users)
         default = self.path / "assets.extra" / "reference_topk.npz"
         self.reference = Path(reference) if reference else (default if default.is_file() else None)
         self.run_cli = run_cli
@@ -271,6 +282,34 @@ class ExportChecker:
             self.fail(f"serving_default top-k differs from the reference: max score diff "
                       f"{diff:.2e}, {unexplained} mismatches not explained by ties")
 
+    def check_scann(self) -> None:
+        """ScaNN's top-k against exact search on the exported vectors (check 5)."""
+        info = self.manifest.get("scann")
+        if not info:
+            self.report["scann"] = None
+            return
+        from export.scann_index import ScannIndex  # imports scann lazily
+
+        items_dir = self.path / "items"
+        table = np.load(items_dir / "embeddings.npy")
+        ids = np.load(items_dir / "ids.npy")
+        num_users = int(self.manifest.get("saved_model", {}).get("num_users", 0))
+        users = np.unique(np.linspace(0, max(num_users - 1, 0), self.scann_users).astype(np.int64))
+        loaded = tf.saved_model.load(str(self.path))
+        queries = loaded.signatures["user_embedding"](user_id=tf.constant(users))["embedding"]
+        queries = queries.numpy()
+        k = int(min(info["params"].get("num_neighbors", 20), table.shape[0]))
+        index = ScannIndex.load(items_dir / info["directory"], ids, info["params"])
+        got, _ = index.search(queries, k=k)
+        exact = ids[np.argsort(-(queries @ table.T), axis=1, kind="stable")[:, :k]]
+        recall = float(np.mean([np.intersect1d(a, b).size / k for a, b in zip(got, exact)]))
+        self.report["scann"] = {"users": int(users.size), "k": k, "recall": recall,
+                                "strategy": info["params"].get("strategy"),
+                                "min_recall": self.min_scann_recall}
+        if recall < self.min_scann_recall:
+            self.fail(f"ScaNN recall@{k} against exact search is {recall:.4f} < "
+                      f"{self.min_scann_recall} on {users.size} users")
+
     def run(self) -> dict[str, Any]:
         """Runs all checks; the report's ``ok`` is True when none failed."""
         self.check_ops()
@@ -286,6 +325,10 @@ class ExportChecker:
         self.report["scann_imported"] = "scann" in sys.modules
         if self.report["adaptau_tf_imported"]:
             self.fail("adaptau_tf was imported by the check process")
+        try:
+            self.check_scann()
+        except Exception as error:  # noqa: BLE001  (reported, not raised)
+            self.fail(f"the ScaNN check failed: {type(error).__name__}: {error}"[:500])
         self.report["failures"] = self.failures
         self.report["ok"] = not self.failures
         return self.report
@@ -296,6 +339,7 @@ def check_in_subprocess(
     reference: str | Path | None = None,
     run_cli: bool = True,
     timeout: float = 600.0,
+    min_scann_recall: float | None = None,
 ) -> dict[str, Any]:
     """Runs ``python -m export.check`` in a fresh interpreter and returns its report.
 
@@ -310,6 +354,8 @@ def check_in_subprocess(
             command += ["--reference", str(reference)]
         if not run_cli:
             command.append("--no-cli")
+        if min_scann_recall is not None:
+            command += ["--min-scann-recall", str(min_scann_recall)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
                                                            os.environ.get("PYTHONPATH")]))}
@@ -330,9 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-cli", dest="run_cli", action="store_false",
                         help="skip saved_model_cli")
     parser.add_argument("--json", default=None, help="write the report here")
+    parser.add_argument("--min-scann-recall", type=float, default=0.95,
+                        help="lowest ScaNN recall@k against exact search that passes")
     args = parser.parse_args(argv)
     try:
-        report = ExportChecker(args.export, args.reference, run_cli=args.run_cli).run()
+        report = ExportChecker(args.export, args.reference, run_cli=args.run_cli,
+                               min_scann_recall=args.min_scann_recall).run()
     except FileNotFoundError as error:
         report = {"ok": False, "failures": [str(error)]}
     if args.json:
@@ -344,6 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ref = report["reference"]
         print(f"reference top-{ref['k']} on {ref['users']} users: exact match "
               f"{ref['exact_match_fraction']:.4f}, max score diff {ref['max_score_diff']:.2e}")
+    if report.get("scann"):
+        sc = report["scann"]
+        print(f"ScaNN ({sc['strategy']}) recall@{sc['k']} against exact search on "
+              f"{sc['users']} users: {sc['recall']:.4f}")
     for failure in report["failures"]:
         print(f"FAIL: {failure}")
     print("OK" if report["ok"] else "FAILED")

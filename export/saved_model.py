@@ -79,7 +79,10 @@ def _model_info(model: Any) -> dict[str, Any]:
         inverse = getattr(task, "inverse_temperature", None)
         if inverse is not None:
             info["tau0"] = 1.0 / float(np.asarray(inverse.numpy()))
-    info["normalized"] = bool(getattr(model, "normalize", True))
+    # The exported vectors are unit rows only when the towers normalise and the
+    # model ranks by cosine; "dot" exports the backbone's raw output (MIPS).
+    info["score"] = getattr(model, "score", "cosine")
+    info["normalized"] = bool(getattr(model, "normalize", True)) and info["score"] == "cosine"
     return info
 
 
@@ -147,9 +150,9 @@ def _write_export(
         "dimension": int(items.shape[1]),
         "dtype": "float32",
         "normalized": info["normalized"],
+        "score": info["score"],
         "metric": "dot_product",
-        "metric_note": ("dot product on unit vectors (cosine)" if info["normalized"]
-                        else "dot product on unnormalised vectors (No Norm strategy)"),
+        "metric_note": _metric_note(info),
         "files": {
             name: {"path": f"{name}.npy", "sha256": _sha256(items_dir / f"{name}.npy")}
             for name in ("embeddings", "ids")
@@ -167,6 +170,16 @@ def _write_export(
     }
     (items_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+def _metric_note(info: dict[str, Any]) -> str:
+    """How the exported vectors' dot product ranks, in words, for the manifest."""
+    if info["normalized"]:
+        return "dot product on unit vectors (cosine)"
+    if info["score"] == "dot":
+        return ("dot product on the backbone's raw, unnormalised vectors (score='dot', "
+                "maximum inner product search)")
+    return "dot product on unnormalised vectors (No Norm strategy)"
 
 
 def _package_version(name: str) -> str | None:

@@ -139,3 +139,18 @@ def test_a_run_written_before_a_flag_existed_resumes_with_its_old_value(tmp_path
     check_resume(run, config)  # the flags' defaults are what the old run did
     with pytest.raises(SystemExit, match=r"sampling_correction: False -> True"):
         check_resume(run, {**config, "sampling_correction": True})
+
+
+def test_a_run_written_before_the_scoring_rule_resumes_and_keeps_cosine(tmp_path):
+    """A config.json without score/compare_scores is a cosine run: it resumes with
+    the defaults, refuses --score dot, and is rebuilt ranking by cosine."""
+    config = trainer.run_config(_args(tmp_path, 2))
+    trainer.train(_args(tmp_path, 2))
+    run = tmp_path / "run"
+    recorded = json.loads((run / "config.json").read_text())
+    old = {k: v for k, v in recorded.items() if k not in ("score", "compare_scores")}
+    (run / "config.json").write_text(json.dumps(old))
+    check_resume(run, config)
+    with pytest.raises(SystemExit, match=r"score: 'cosine' -> 'dot'"):
+        check_resume(run, {**config, "score": "dot"})
+    assert trainer.load_run(run).model.score == "cosine"

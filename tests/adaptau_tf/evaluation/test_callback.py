@@ -299,3 +299,43 @@ def test_model_without_compute_representations():
             callbacks=[evaluation],
             verbose=0,
         )
+
+
+class TwoRuleModel(TinyModel):
+    """TinyModel with a scoring rule: "dot" ranks the tables, "cosine" their unit rows."""
+
+    score = "dot"
+
+    def compute_representations(self, training=False, score=None):
+        users, items = tf.identity(self.user_table), tf.identity(self.item_table)
+        if (score or self.score) == "cosine":
+            return tf.math.l2_normalize(users, axis=1), tf.math.l2_normalize(items, axis=1)
+        return users, items
+
+
+def test_every_rule_is_logged_and_the_models_own_drives_selection():
+    users, items = training_data()
+    model = TwoRuleModel()
+    model(np.zeros(1, np.int64))
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    evaluator = RankingEvaluator(
+        sp.csr_matrix((NUM_USERS, NUM_ITEMS)),
+        sp.csr_matrix((np.ones(NUM_USERS), (np.arange(NUM_USERS), np.arange(NUM_USERS))),
+                      shape=(NUM_USERS, NUM_ITEMS)), ks=(5,))
+    callback = RankingEvaluation(evaluator, monitor="recall@5", patience=None,
+                                 scores=("cosine", "dot"), verbose=0)
+    history = model.fit(users, items, epochs=2, verbose=0, callbacks=[callback])
+    logs = history.history
+    for epoch in range(2):
+        model_dot = {k: v[epoch] for k, v in logs.items()}
+        # The plain keys are the model's own rule (dot), the rule keys each rule.
+        assert model_dot["val_recall@5"] == model_dot["val_dot_recall@5"]
+        assert {"val_cosine_recall@5", "val_cosine_ndcg@5"} <= set(model_dot)
+    final = {rule: evaluator.evaluate(*model.compute_representations(score=rule))["recall@5"]
+             for rule in ("cosine", "dot")}
+    assert logs["val_cosine_recall@5"][-1] == pytest.approx(final["cosine"])
+    assert logs["val_dot_recall@5"][-1] == pytest.approx(final["dot"])
+    assert callback.best_value == max(logs["val_dot_recall@5"])
+    with pytest.raises(ValueError, match="distinct"):
+        RankingEvaluation(evaluator, monitor="recall@5", scores=("dot", "dot"))
