@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,reproduction]'
 	touch $(STAMP)
 
 install: $(STAMP)

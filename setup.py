@@ -13,7 +13,12 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["adaptau_tf", "adaptau_tf.*", "trainers", "export"]),
+    # trainers/ and export/ live at the repository's top level but install inside the
+    # package's namespace (adaptau_tf.trainers, adaptau_tf.export): nothing generic
+    # such as `export` lands in site-packages.
+    packages=[*find_packages(include=["adaptau_tf", "adaptau_tf.*"]),
+              "adaptau_tf.trainers", "adaptau_tf.export"],
+    package_dir={"adaptau_tf.trainers": "trainers", "adaptau_tf.export": "export"},
     install_requires=[
         # Pins from STACK.md: scann 1.4.2's TF op library is built against TF 2.20.
         "tensorflow==2.20.*",
@@ -28,18 +33,19 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6",
-                 # benchmarks/reference_jax.py (tests check it against the package)
-                 "jax[cpu]==0.10.2"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
+        # The paper's reproduction (reproduction/, outside the package): the JAX port
+        # of the reference code that its tests check against the package.
+        "reproduction": ["jax[cpu]==0.10.2"],
     },
     entry_points={
         "console_scripts": [
-            "adaptau-train=trainers.train:main",
-            "adaptau-grid-search=trainers.grid_search:main",
-            "adaptau-report=trainers.report:main",
-            "adaptau-export=export.saved_model:main",
-            "adaptau-check-export=export.check:main",
-            "adaptau-recommend=export.recommend:main",
+            "adaptau-train=adaptau_tf.trainers.train:main",
+            "adaptau-grid-search=adaptau_tf.trainers.grid_search:main",
+            "adaptau-report=adaptau_tf.trainers.report:main",
+            "adaptau-export=adaptau_tf.export.saved_model:main",
+            "adaptau-check-export=adaptau_tf.export.check:main",
+            "adaptau-recommend=adaptau_tf.export.recommend:main",
         ],
     },
 )

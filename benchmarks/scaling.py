@@ -6,7 +6,7 @@ d = 64, 1024 shared sampled negatives, global batch 8192), on one machine.
 Each size runs in its own subprocess so that ``peak_rss_mb`` (the process's
 ``ru_maxrss``) belongs to that size alone; the data are generated in yet
 another subprocess (``benchmarks/scaling_data.py``) and cached under
-``benchmarks/work/scaling/`` so that the generator's memory is not counted.
+``reproduction/work/scaling/`` so that the generator's memory is not counted.
 
 Per size:
 

@@ -3,7 +3,7 @@
 Sizes 200k-20M interactions; each is generated once, in its own subprocess (so
 that the generator's memory is not counted in a measured process), and saved
 as ``train.npy`` / ``test.npy`` / ``meta.json`` under
-``benchmarks/work/scaling/<size>-seed0/``.
+``reproduction/work/scaling/<size>-seed0/``.
 
 Usage:
     .venv/bin/python benchmarks/scaling_data.py 1M   # generate (and cache) one size
@@ -28,7 +28,7 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "5M": (5_000_000, 125_000, 250_000),
     "20M": (20_000_000, 500_000, 1_000_000),
 }
-WORK = REPO / "benchmarks" / "work" / "scaling"
+WORK = REPO / "reproduction" / "work" / "scaling"
 CLUSTER_ITEMS = 2000  # items per taste cluster
 TEST_FRACTION = 0.2
 

@@ -2,7 +2,7 @@
 
 1. Gowalla (40,981 items): trains MF (fixed τ, sampled negatives, batch 2048,
    ``--epochs`` epochs; or takes ``--run DIR`` from ``adaptau-train``), exports
-   it with :func:`export.saved_model.export_model` (seen items excluded, ScaNN
+   it with :func:`adaptau_tf.export.saved_model.export_model` (seen items excluded, ScaNN
    index, fresh-process check), then measures in this process
 
    * SavedModel ``serving_default`` top-20 latency, batch 1 and batch 256
@@ -44,10 +44,10 @@ import adaptau_tf  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from adaptau_tf.export.check import check_in_subprocess  # noqa: E402
+from adaptau_tf.export.saved_model import export_model  # noqa: E402
+from adaptau_tf.export.scann_index import ScannIndex  # noqa: E402
 from benchmarks.reporting import SHARED_DATA, markdown_table, write_results  # noqa: E402
-from export.check import check_in_subprocess  # noqa: E402
-from export.saved_model import export_model  # noqa: E402
-from export.scann_index import ScannIndex  # noqa: E402
 
 K = 20
 
@@ -126,7 +126,7 @@ def saved_model_latency(path: Path, num_users: int, calls: dict[int, int]) -> di
 
 def trained_gowalla(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     if args.run:
-        from trainers.train import load_run
+        from adaptau_tf.trainers.runs import load_run
 
         run = load_run(args.run)
         return run.model, run.data, {"source": f"run {args.run}", "config": run.config}

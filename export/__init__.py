@@ -1,11 +1,12 @@
 """Export and serving: TF Serving SavedModels, ScaNN-ready items, checks, recommend CLI.
 
-Modules (this ``__init__`` imports none of them, so ``python -m export.check``
-runs without importing ``adaptau_tf``):
+Installed as ``adaptau_tf.export`` (the repository keeps it at the top level).
+Modules (this ``__init__`` imports none of them, so ``python -m
+adaptau_tf.export.check`` runs without the package's modeling code):
 
-* :mod:`export.saved_model` - ``export_model`` / ``adaptau-export``;
-* :mod:`export.serving_module` - ``ServingModule`` (the serving graph);
-* :mod:`export.scann_index` - ``ScannIndex`` (build, save, load, search);
-* :mod:`export.check` - ``ExportChecker`` / ``adaptau-check-export``;
-* :mod:`export.recommend` - ``Recommender`` / ``adaptau-recommend``.
+* :mod:`adaptau_tf.export.saved_model` - ``export_model`` / ``adaptau-export``;
+* :mod:`adaptau_tf.export.serving_module` - ``ServingModule`` (the serving graph);
+* :mod:`adaptau_tf.export.scann_index` - ``ScannIndex`` (build, save, load, search);
+* :mod:`adaptau_tf.export.check` - ``ExportChecker`` / ``adaptau-check-export``;
+* :mod:`adaptau_tf.export.recommend` - ``Recommender`` / ``adaptau-recommend``.
 """

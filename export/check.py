@@ -1,9 +1,10 @@
-"""Check an export the way a TF Serving team would, in a process without adaptau_tf.
+"""Check an export the way a TF Serving team would, in a process without the model code.
 
-Run as ``adaptau-check-export EXPORT`` or ``python -m export.check EXPORT``.
-This module imports only TensorFlow and NumPy (``export/__init__.py`` imports
-nothing), so the op registry it compares against holds core TF ops only, and
-the SavedModel is proved to load without the package. The checks:
+Run as ``adaptau-check-export EXPORT`` or ``python -m adaptau_tf.export.check EXPORT``.
+This module imports only TensorFlow and NumPy (``adaptau_tf/__init__.py`` only
+selects Keras 2 and ``adaptau_tf.export``'s ``__init__`` imports nothing), so
+the op registry it compares against holds core TF ops only, and the SavedModel
+is proved to load without the package's layers, losses or TFRS. The checks:
 
 1. every op of every graph and library function in ``saved_model.pb`` is a
    registered core TF op and none is denied (``Scann*``, ``PyFunc``,
@@ -46,7 +47,6 @@ from tensorflow.python.framework import op_def_registry  # noqa: E402
 #: ScaNN custom ops (also namespaced, e.g. ``Scann>ScannSearchBatched``) and Python callbacks.
 DENIED_OPS = re.compile(r"(^|>)Scann|^(PyFunc|EagerPyFunc|PyFuncStateless)$")
 REQUIRED_SIGNATURES = ("serving_default", "user_embedding", "item_embeddings")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def resolve_saved_model_dir(path: str | Path) -> Path:
@@ -288,7 +288,7 @@ class ExportChecker:
         if not info:
             self.report["scann"] = None
             return
-        from export.scann_index import ScannIndex  # imports scann lazily
+        from adaptau_tf.export.scann_index import ScannIndex  # imports scann lazily
 
         items_dir = self.path / "items"
         table = np.load(items_dir / "embeddings.npy")
@@ -321,10 +321,14 @@ class ExportChecker:
         if self.run_cli:
             self.run_saved_model_cli(served)
         self.compare_reference(served)
-        self.report["adaptau_tf_imported"] = "adaptau_tf" in sys.modules
+        # The checker itself lives in adaptau_tf.export, whose package __init__ only
+        # selects Keras 2; none of the modeling code (layers, losses, TFRS) may load.
+        self.report["adaptau_tf_imported"] = any(
+            name.startswith("adaptau_tf.") and not name.startswith("adaptau_tf.export")
+            for name in sys.modules) or "tensorflow_recommenders" in sys.modules
         self.report["scann_imported"] = "scann" in sys.modules
         if self.report["adaptau_tf_imported"]:
-            self.fail("adaptau_tf was imported by the check process")
+            self.fail("adaptau_tf's modeling code or TFRS was imported by the check process")
         try:
             self.check_scann()
         except Exception as error:  # noqa: BLE001  (reported, not raised)
@@ -334,6 +338,15 @@ class ExportChecker:
         return self.report
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL it when its parent dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def check_in_subprocess(
     path: str | Path,
     reference: str | Path | None = None,
@@ -341,7 +354,7 @@ def check_in_subprocess(
     timeout: float = 600.0,
     min_scann_recall: float | None = None,
 ) -> dict[str, Any]:
-    """Runs ``python -m export.check`` in a fresh interpreter and returns its report.
+    """Runs ``python -m adaptau_tf.export.check`` in a fresh interpreter and returns its report.
 
     Example:
         >>> check_in_subprocess("/tmp/serving/adaptau/1")["ok"]
@@ -349,21 +362,20 @@ def check_in_subprocess(
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
-        command = [sys.executable, "-m", "export.check", str(path), "--json", str(out)]
+        command = [sys.executable, "-m", "adaptau_tf.export.check", str(Path(path).resolve()),
+                   "--json", str(out)]
         if reference is not None:
-            command += ["--reference", str(reference)]
+            command += ["--reference", str(Path(reference).resolve())]
         if not run_cli:
             command.append("--no-cli")
         if min_scann_recall is not None:
             command += ["--min-scann-recall", str(min_scann_recall)]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                           os.environ.get("PYTHONPATH")]))}
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        done = subprocess.run(command, env=env, capture_output=True, text=True,
+                              timeout=timeout, preexec_fn=_die_with_parent)
         if not out.is_file():
-            raise RuntimeError(f"export.check exited {done.returncode} without a report:\n"
-                               f"{done.stderr[-2000:]}")
+            raise RuntimeError(f"adaptau_tf.export.check exited {done.returncode} without a "
+                               f"report:\n{done.stderr[-2000:]}")
         return json.loads(out.read_text())
 
 

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from export.check import resolve_saved_model_dir  # noqa: E402
+from adaptau_tf.export.check import resolve_saved_model_dir  # noqa: E402
 
 BACKENDS = ("saved-model", "scann")
 
@@ -63,7 +63,7 @@ class Recommender:
             self._load_scann()
 
     def _load_scann(self) -> None:
-        from export.scann_index import ScannIndex
+        from adaptau_tf.export.scann_index import ScannIndex
 
         info = self.manifest.get("scann")
         if not info:

@@ -4,7 +4,7 @@ Layout of an export (TF Serving's ``<base>/<model_name>/<version>/``)::
 
     <export_dir>/<model_name>/<version>/
         saved_model.pb, variables/, fingerprint.pb   the SavedModel (core TF ops only)
-        assets.extra/reference_topk.npz              in-memory top-k, for export.check
+        assets.extra/reference_topk.npz              in-memory top-k, for adaptau_tf.export.check
         items/embeddings.npy                          [m, d] float32 item table
         items/ids.npy                                 [m] int64 item ids (row = item id)
         items/scann/                                  serialised ScaNN index
@@ -16,7 +16,7 @@ renamed into place at the end, so a failed export never leaves a partial
 version and never touches existing ones (TF Serving ignores non-numeric names).
 
 The CLI (``adaptau-export``) rebuilds a training run with
-``trainers.train.load_run`` and calls :func:`export_model`.
+``adaptau_tf.trainers.train.load_run`` and calls :func:`export_model`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -37,24 +36,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from export.check import check_in_subprocess
-from export.scann_index import ScannIndex
-from export.serving_module import ServingModule, reference_topk, seen_table
+from adaptau_tf.export.check import check_in_subprocess
+from adaptau_tf.export.scann_index import ScannIndex
+from adaptau_tf.export.serving_module import ServingModule, reference_topk, seen_table
 
-REPO = Path(__file__).resolve().parents[1]
 MANIFEST_FORMAT = 1
 REFERENCE_USERS = 64
 REFERENCE_K = 20
-
-
-def git_commit() -> str:
-    """``git rev-parse HEAD`` of the repository holding this file (or ``"unknown"``)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=30, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _sha256(path: Path) -> str:
@@ -142,7 +130,7 @@ def _write_export(
     manifest = {
         "format_version": MANIFEST_FORMAT,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(),
+        "adaptau_tf_version": _package_version("adaptau_tf"),
         "strategy": info["strategy"],
         "tau0": info["tau0"],
         "backbone": info["backbone"],
@@ -219,7 +207,7 @@ def export_model(
         build_scann: build and serialise the ScaNN index into ``items/scann``.
         scann_params: override of :meth:`ScannIndex.choose_params`.
         overwrite: replace an existing ``version`` (otherwise an error).
-        check: run ``export.check`` in a fresh process before publishing; a
+        check: run ``adaptau_tf.export.check`` in a fresh process before publishing; a
             failed check aborts the export.
         config: the training run's config, recorded in the manifest as ``run``.
         before_publish: called with the temporary directory just before the
@@ -305,12 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``adaptau-export``: training run -> export directory."""
     args = _parse_args(argv)
     import adaptau_tf  # noqa: F401  (Keras 2 before the trainer imports tf.keras)
+    from adaptau_tf.trainers.runs import load_run
 
-    try:
-        from trainers.train import load_run
-    except ImportError as error:
-        print(f"adaptau-export: cannot import trainers.train.load_run ({error})", file=sys.stderr)
-        return 2
     run = load_run(args.run)
     path = export_model(
         run.model, run.data, args.export_dir, model_name=args.model_name,

@@ -1,7 +1,7 @@
 """`ServingModule`: the TF Serving graph of an export (core TF ops only).
 
 Also the NumPy pieces that mirror it: the CSR seen-item table and the
-reference top-k that ``export.check`` compares the SavedModel against.
+reference top-k that ``adaptau_tf.export.check`` compares the SavedModel against.
 """
 
 from __future__ import annotations

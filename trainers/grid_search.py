@@ -51,11 +51,12 @@ import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow)
 import keras_tuner as kt
 import tensorflow as tf
 
-from trainers import train as trainer
-from trainers.grid_tuner import ResumableGridSearchOracle, TemperatureGridTuner
-from trainers.presets import PRESETS, PresetArgumentParser, preset_help
-from trainers.resume import recorded
-from trainers.run_files import write_json
+from adaptau_tf.trainers import runs
+from adaptau_tf.trainers import train as trainer
+from adaptau_tf.trainers.grid_tuner import ResumableGridSearchOracle, TemperatureGridTuner
+from adaptau_tf.trainers.presets import PRESETS, PresetArgumentParser, preset_help
+from adaptau_tf.trainers.resume import recorded
+from adaptau_tf.trainers.run_files import write_json
 
 #: Trainer options the grid search shares (same flags, defaults and presets).
 SHARED_OPTIONS: tuple[str, ...] = (
@@ -128,7 +129,7 @@ def settings_differences(path: Path, settings: dict[str, Any]) -> list[str]:
     """``"key: old -> new"`` for each setting in which the search saved in
     ``path`` (``grid_config.json``) differs from ``settings`` (empty if none).
     A search saved before a flag existed had its old value
-    (:func:`trainers.resume.recorded`)."""
+    (:func:`adaptau_tf.trainers.resume.recorded`)."""
     if not path.exists():
         return []
     old = json.loads(path.read_text())
@@ -247,7 +248,7 @@ def grid_search(
     write_json(output / "grid_config.json", settings)
     config = {key: settings[key] for key in SHARED_OPTIONS}
     config["monitor"] = args.objective
-    data = trainer.prepare_data(config)
+    data = runs.prepare_data(config)
     print(data.summary())
 
     prefix = "val_" if args.protocol == "honest" and len(data.valid) else "test_"

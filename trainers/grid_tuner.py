@@ -28,8 +28,9 @@ from adaptau_tf.callbacks import CSVHistory
 from adaptau_tf.data import InteractionData
 from adaptau_tf.evaluation import RankingEvaluation
 from adaptau_tf.models import RetrievalModel
-from trainers import train as trainer
-from trainers.run_files import Stopwatch, write_json
+from adaptau_tf.trainers import runs
+from adaptau_tf.trainers import train as trainer
+from adaptau_tf.trainers.run_files import Stopwatch, write_json
 
 
 class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
@@ -65,7 +66,7 @@ class TemperatureGridTuner(BaseTuner):
     Args:
         oracle: the oracle; its search space holds ``tau``.
         config: trainer settings (``SHARED_OPTIONS`` keys plus ``monitor``).
-        data: the data, already split by :func:`trainers.train.prepare_data`.
+        data: the data, already split by :func:`adaptau_tf.trainers.train.prepare_data`.
         keep_weights: ``"best"`` deletes the weights of non-best trials.
         verbose: Keras fit verbosity.
         callbacks: extra Keras callbacks for every trial's ``fit``.
@@ -81,7 +82,7 @@ class TemperatureGridTuner(BaseTuner):
         self.data = data
         self.keep_weights = keep_weights
         self.verbose = verbose
-        self.monitor_eval, self.test_eval = trainer.evaluators(data, config["protocol"])
+        self.monitor_eval, self.test_eval = runs.evaluators(data, config["protocol"])
         self.prefix = "val_" if self.monitor_eval is not self.test_eval else "test_"
         super().__init__(oracle=oracle, **kwargs)
 
@@ -112,7 +113,7 @@ class TemperatureGridTuner(BaseTuner):
             shutil.rmtree(trial_dir / "evaluation_state", ignore_errors=True)
         tf.keras.backend.clear_session()
         tf.keras.utils.set_random_seed(config["seed"])
-        model = trainer.make_model(config, self.data)
+        model = runs.make_model(config, self.data)
         evaluation = RankingEvaluation(
             self.monitor_eval, every_n_epochs=config["eval_every"], monitor=config["monitor"],
             patience=config["patience"] or None, prefix=self.prefix, verbose=0,
@@ -158,7 +159,7 @@ class TemperatureGridTuner(BaseTuner):
         weights = Path(self.get_trial_dir(trial.trial_id)) / "weights"
         if not weights.exists():
             raise FileNotFoundError(f"{weights} not found (rerun with --keep-weights all?)")
-        model = trainer.make_model(
+        model = runs.make_model(
             self.trial_config(trial.hyperparameters.get("tau")), self.data)
         model.load_weights(str(weights / "model")).expect_partial()
         return model

@@ -8,19 +8,19 @@ cores against 33 ms for one shared draw, and message dropout 0.1 on the user
 vector; LightGCN:
 in-batch negatives; the reference code's loss form). §6 gives no recipe for
 MovieLens-1M: ``paper-mf-ml1m`` and ``paper-lightgcn-ml1m`` are **ours** (the
-MF one is exactly ``benchmarks/strategies.py``'s settings, which gave the
+MF one is exactly ``reproduction/strategies.py``'s settings, which gave the
 ML-1M results in ``benchmarks/results/strategies_ml-1m_mf.md``; the LightGCN
 one is the reference code's structure with the settings of this repository's ML-1M
 benchmarks, lr 1e-3, but 1024 uniform negatives: with in-batch ones, whose
 sampling follows popularity, validation Recall@20 stalls at 0.13 on ML-1M (on
 Gowalla ``--sampling-correction``, logQ, lifts them to the uniform ones' level); and
 the paper loss form: with the reference one Adap-τ fell 0.011 Recall@20 behind
-Adap-τ0 on ML-1M, with the paper one it is ahead, ``benchmarks/table3.toml``),
+Adap-τ0 on ML-1M, with the paper one it is ahead, ``reproduction/table3.toml``),
 marked ``source="ours"`` below. ``fast-mf-gowalla`` (also ours) applies the
 ML-1M MF settings to Gowalla with 32 independent draws of 1024 negatives per
 step (``sampled:1024x32``, 50-65 ms per step): with one shared draw only 1024 of
 Gowalla's 41k items get a gradient per step, and every normalised strategy
-plateaued ~0.01 Recall@20 under the paper's baselines (``benchmarks/table3.toml``).
+plateaued ~0.01 Recall@20 under the paper's baselines (``reproduction/table3.toml``).
 The reference recipe (lr 1e-4, W = 100) runs over a hundred epochs, and its
 loss form at lr 1e-3 collapses τ0.
 
@@ -93,7 +93,7 @@ _MF = {**_COMMON, "backbone": "mf", "negatives": "sampled:1024x2048", "dropout":
 # code does (its generate_mode nocosine); every rule is evaluated, --score selects.
 _LIGHTGCN = {**_COMMON, "backbone": "lightgcn", "negatives": "in-batch", "dropout": 0.0,
              "score": "dot", "compare_scores": True}
-# Our MF recipe (benchmarks/strategies.py's settings): paper-mf-ml1m, fast-mf-gowalla.
+# Our MF recipe (reproduction/strategies.py's settings): paper-mf-ml1m, fast-mf-gowalla.
 _OURS_MF = {**_MF, "lr": 1e-3, "l2": 0.0, "dropout": 0.0, "loss_form": "paper",
             "warmup_epochs": 1, "patience": 5, "negatives": "sampled:1024"}
 
@@ -118,7 +118,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             _MF, lr=1e-4, l2=1e-9, two_beta=0.25, margin="0.9"),
     _preset("paper-mf-ml1m", "ml-1m", "ours",
             "MF, ours (no published ML-1M recipe; the settings of "
-            "benchmarks/strategies.py): lr 1e-3, l2 0, 1024 negatives, no dropout, "
+            "reproduction/strategies.py): lr 1e-3, l2 0, 1024 negatives, no dropout, "
             "paper loss form, W=1, patience 5",
             _OURS_MF),
     _preset("fast-mf-gowalla", "gowalla", "ours",

@@ -13,17 +13,17 @@ noise-robustness result, it writes into ``--output``:
 * ``tau_u_distribution.png``: τ_u histograms of the per-user strategies
   (Adap-τ, Cu-τ) with the grid-search optimum dashed (paper Fig. 5);
 * ``sensitivity.png`` with ``--grid``: the grid search's own τ-sensitivity
-  figure (:func:`trainers.grid_search.plot_sensitivity`);
+  figure (:func:`adaptau_tf.trainers.grid_search.plot_sensitivity`);
 * ``noise_global.png`` / ``noise_local_tau.png`` with ``--noise``;
 * ``report.md``: test metrics with the long-tail view (item coverage@20,
   average popularity of recommended items, Gini index of exposure), the
   per-group table, τ_u quantiles and the noise tables.
 
-Each run is rebuilt with :func:`trainers.train.load_run` and evaluated on its
+Each run is rebuilt with :func:`adaptau_tf.trainers.train.load_run` and evaluated on its
 test split once more (same evaluator as training).
 
 Example:
-    adaptau-report benchmarks/work/ml-1m_mf/nonorm benchmarks/work/ml-1m_mf/adap-tau \\
+    adaptau-report reproduction/work/ml-1m_mf/nonorm reproduction/work/ml-1m_mf/adap-tau \\
         --grid runs/grid-ml1m-mf --noise benchmarks/results/noise_ml-1m.json \\
         --output reports/ml1m
 """
@@ -53,8 +53,7 @@ from adaptau_tf.analysis import (
     popularity_groups,
 )
 from adaptau_tf.callbacks import read_groups_csv
-from trainers import report_plots
-from trainers import train as trainer
+from adaptau_tf.trainers import report_plots, runs
 
 #: Strategies with a per-user τ_u (drawn in the τ_u distribution figure).
 PER_USER = ("adap-tau", "cu-tau")
@@ -93,7 +92,7 @@ def summarize_run(directory: Path, label: str, num_groups: int = 10, k: int = 20
     metrics_path = directory / "metrics.json"
     if not metrics_path.exists():
         raise FileNotFoundError(f"{metrics_path} not found: {directory} is not a finished run")
-    run = trainer.load_run(directory)
+    run = runs.load_run(directory)
     evaluator, _, top = run.test_rankings()
     counts = run.data.train_item_counts
     item_groups = popularity_groups(counts, num_groups)
@@ -157,7 +156,7 @@ def build_report(
         figures["tau_u"] = report_plots.plot_tau_distribution(
             taus, output / "tau_u_distribution.png", tau_mark, mark_label=mark_label)
     if trials:
-        from trainers.grid_search import plot_sensitivity
+        from adaptau_tf.trainers.grid_search import plot_sensitivity
 
         plot_sensitivity(trials, output / "sensitivity.png", "grid search: Recall@20 over τ",
                          chosen_tau=grid_tau)
@@ -232,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adaptau-grid-search output directory (or its trials.json / a "
                         "grid_search_*.json result) for the optimum τ and the sensitivity plot")
     p.add_argument("--best-tau", type=float, default=None, help="τ to mark instead of --grid's")
-    p.add_argument("--noise", default=None, help="a benchmarks/noise.py result JSON")
+    p.add_argument("--noise", default=None, help="a reproduction/noise.py result JSON")
     p.add_argument("-k", type=int, default=20, help="cut-off")
     p.add_argument("--output", required=True, help="directory for the PNGs and report.md")
     return p

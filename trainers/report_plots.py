@@ -1,8 +1,8 @@
-"""Matplotlib figures of ``adaptau-report`` and ``benchmarks/noise.py`` (headless, Agg).
+"""Matplotlib figures of ``adaptau-report`` and ``reproduction/noise.py`` (headless, Agg).
 
 Every function writes one PNG atomically (temporary file, then rename) and
 returns its path. The τ-sensitivity figure is
-:func:`trainers.grid_search.plot_sensitivity`, reused as is.
+:func:`adaptau_tf.trainers.grid_search.plot_sensitivity`, reused as is.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def budget_and_ran(output: Path) -> tuple[int, int]:
 
 def extendable(output: Path, epochs: int) -> bool:
     """Whether the finished run in ``output`` ran its whole budget and ``epochs``
-    asks for more (``benchmarks/reproduce.py`` shows it as ``[extend]``)."""
+    asks for more (``reproduction/reproduce.py`` shows it as ``[extend]``)."""
     budget, ran = budget_and_ran(output)
     return ran == budget < epochs
 

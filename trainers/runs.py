@@ -1,6 +1,6 @@
 """A run's data and model, and finished runs rebuilt from their directories.
 
-Shared by ``adaptau-train`` (:mod:`trainers.train`, which re-exports these
+Shared by ``adaptau-train`` (:mod:`adaptau_tf.trainers.train`, which re-exports these
 names), the grid search, the exporters and the benchmarks: a run directory's
 ``config.json`` is enough to rebuild its split (:func:`prepare_data`), its
 compiled model (:func:`make_model`) and, once finished, the model with its
@@ -30,7 +30,7 @@ import tensorflow as tf
 from adaptau_tf.data import InteractionData, load_data
 from adaptau_tf.evaluation import RankingEvaluator
 from adaptau_tf.models import RetrievalModel, build_model
-from trainers.resume import recorded
+from adaptau_tf.trainers.resume import recorded
 
 
 @dataclasses.dataclass

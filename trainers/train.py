@@ -16,7 +16,7 @@ Recall/NDCG@20, see ``PopularityGroupTracker``), ``backup/``
 sums every process's): rerunning
 the same command after an interruption resumes from the last finished epoch,
 and rerunning it with a larger ``--epochs`` extends a finished run
-(``trainers.resume``).
+(``adaptau_tf.trainers.resume``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from adaptau_tf.evaluation import RankingEvaluation
 from adaptau_tf.models import BACKBONES, SCORES, RetrievalModel
 from adaptau_tf.tasks import LOSS_FORMS
 from adaptau_tf.temperature import STRATEGY_KEYS
-from trainers.analysis import analysis_callbacks
-from trainers.distribute import (
+from adaptau_tf.trainers.analysis import analysis_callbacks
+from adaptau_tf.trainers.distribute import (
     DISTRIBUTE_CHOICES,
     SyncStopTraining,
     make_strategy,
@@ -51,10 +51,10 @@ from trainers.distribute import (
     state_directory,
     write_directory,
 )
-from trainers.presets import PRESETS, PresetArgumentParser, preset_help
-from trainers.resume import check_resume, extend_finished_run
-from trainers.run_files import Stopwatch, write_json
-from trainers.runs import (
+from adaptau_tf.trainers.presets import PRESETS, PresetArgumentParser, preset_help
+from adaptau_tf.trainers.resume import check_resume, extend_finished_run
+from adaptau_tf.trainers.run_files import Stopwatch, write_json
+from adaptau_tf.trainers.runs import (
     TrainedRun,
     evaluators,
     load_run,

@@ -154,7 +154,10 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
         """Computes and assigns τ0 and τ_u for ``epoch``; returns the log values."""
         task = self._task()
         start = time.perf_counter()
-        users, items = self.model.compute_representations(training=False, score="cosine")
+        if hasattr(self.model, "score"):  # a model with a ranking rule: the loss's vectors
+            users, items = self.model.compute_representations(training=False, score="cosine")
+        else:
+            users, items = self.model.compute_representations(training=False)
         stats = closed_form.score_statistics(
             users, items, self._pair_users, self._pair_items, self._active_users
         )

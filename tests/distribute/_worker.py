@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * options.logical_cpus
         )
-    from trainers import train as trainer
+    from adaptau_tf.trainers import train as trainer
 
     rest = options.trainer_args
     args = trainer.build_parser().parse_args(rest[1:] if rest[:1] == ["--"] else rest)

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adaptau_tf.trainers import train as trainer
+from adaptau_tf.trainers.distribute import make_strategy
 from tests.distribute._worker import DumpState
-from trainers import train as trainer
-from trainers.distribute import make_strategy
 
 WORKER = Path(__file__).with_name("_worker.py")
 REPO = WORKER.parents[2]

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from adaptau_tf.data import make_synthetic
+from adaptau_tf.export.saved_model import export_model
 from adaptau_tf.models import build_model
-from export.saved_model import export_model
 
 NUM_USERS, NUM_ITEMS, DIM = 200, 300, 16
 

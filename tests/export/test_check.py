@@ -1,16 +1,18 @@
 import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow is imported)
 
 # isort: split
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from export import check
-from export.check import ExportChecker, check_in_subprocess, resolve_saved_model_dir
+from adaptau_tf.export import check
+from adaptau_tf.export.check import ExportChecker, check_in_subprocess, resolve_saved_model_dir
 from tests.export.conftest import NUM_USERS, in_memory_topk
 
 
@@ -87,14 +89,17 @@ def test_deny_list_catches_scann_even_when_its_ops_are_registered(scann_saved_mo
     assert not check.DENIED_OPS.search("TopKV2")
 
 
-def test_cli_exit_codes(exported, scann_saved_model, capsys):
-    done = subprocess.run([sys.executable, "-m", "export.check", str(exported.parent), "--no-cli"],
-                          cwd=check.REPO, capture_output=True, text=True, timeout=600)
+def test_cli_exit_codes(exported, scann_saved_model, tmp_path, capsys):
+    # From an unrelated directory, with a relative path: the installed module runs.
+    relative = Path(os.path.relpath(exported.parent, tmp_path))
+    done = subprocess.run([sys.executable, "-m", "adaptau_tf.export.check", str(relative),
+                           "--no-cli"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "exact match 1.0000" in done.stdout and done.stdout.strip().endswith("OK")
     assert check.main([str(scann_saved_model), "--no-cli"]) == 1
     out = capsys.readouterr().out
-    assert "FAILED" in out and "adaptau_tf was imported by the check process" in out
+    assert "FAILED" in out and "modeling code or TFRS was imported by the check process" in out
 
 
 def test_resolve_picks_latest_version_and_rejects_non_exports(exported, tmp_path):

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from export import recommend
-from export.recommend import Recommender
+from adaptau_tf.export import recommend
+from adaptau_tf.export.recommend import Recommender
 from tests.export.conftest import NUM_USERS, in_memory_topk
 
 

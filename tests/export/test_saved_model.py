@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import saved_model as saved_model_module
-from export.check import ExportChecker
-from export.saved_model import export_model
+from adaptau_tf.export import saved_model as saved_model_module
+from adaptau_tf.export.check import ExportChecker
+from adaptau_tf.export.saved_model import export_model
 from tests.export.conftest import NUM_ITEMS, NUM_USERS, in_memory_topk, train_tiny
 
 
@@ -147,7 +147,7 @@ def test_manifest_matches_the_arrays(trained, exported):
     assert manifest["metric"] == "dot_product" and manifest["normalized"] is True
     assert manifest["strategy"] == model.task.strategy.key == "fixed"
     assert manifest["tau0"] == pytest.approx(1 / float(model.task.inverse_temperature.numpy()))
-    assert len(manifest["commit"]) == 40
+    assert manifest["adaptau_tf_version"] == adaptau_tf.__version__
     assert manifest["scann"]["params"]["strategy"] == "brute_force"
     assert manifest["scann"]["params"]["num_items"] == NUM_ITEMS
     saved = manifest["saved_model"]
@@ -175,7 +175,7 @@ def test_lightgcn_exports_propagated_vectors_without_graph_ops(tmp_path):
 
 
 def test_cli_exports_a_training_run(tmp_path, capsys):
-    from trainers import train
+    from adaptau_tf.trainers import train
 
     run = tmp_path / "run"
     assert train.main(["--data", "synthetic:users=120,items=150", "--epochs", "1",

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from export.scann_index import ScannIndex
+from adaptau_tf.export.scann_index import ScannIndex
 
 
 def unit_rows(rows, dim, seed=0, clusters=None):

@@ -19,10 +19,10 @@ import tensorflow as tf
 
 from adaptau_tf.data import InteractionData
 from adaptau_tf.evaluation import RankingEvaluator
+from adaptau_tf.export.check import check_in_subprocess
+from adaptau_tf.export.saved_model import export_model
+from adaptau_tf.export.scann_index import ScannIndex
 from adaptau_tf.models import build_model
-from export.check import check_in_subprocess
-from export.saved_model import export_model
-from export.scann_index import ScannIndex
 
 USERS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.2]], np.float32)
 ITEMS = np.array([[0.9, 0.1], [3.0, 3.0], [0.1, 0.5], [-2.0, -0.5]], np.float32)

@@ -4,7 +4,7 @@ import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow is imported)
 import numpy as np
 import tensorflow as tf
 
-from export.serving_module import ServingModule, reference_topk, seen_table
+from adaptau_tf.export.serving_module import ServingModule, reference_topk, seen_table
 
 
 def tiny_module():

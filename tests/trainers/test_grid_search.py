@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import grid_search
-from trainers import train as trainer
+from adaptau_tf.trainers import grid_search, runs
 
 SMALL = "synthetic:num_users=80,num_items=60"
 
@@ -126,8 +125,8 @@ def test_in_batch_corrections_reach_the_trials(tmp_path):
     assert settings["remove_accidental_hits"] is True and settings["sampling_correction"]
     tuner_dir = tmp_path / "g" / "tuner" / "trial_0"
     config = {key: settings[key] for key in grid_search.SHARED_OPTIONS}
-    data = trainer.prepare_data({**config, "monitor": "ndcg@20"})
-    model = trainer.make_model({**config, "strategy": "fixed", "tau": 0.2}, data)
+    data = runs.prepare_data({**config, "monitor": "ndcg@20"})
+    model = runs.make_model({**config, "strategy": "fixed", "tau": 0.2}, data)
     model.load_weights(str(tuner_dir / "weights" / "model")).expect_partial()
     assert model.task.remove_accidental_hits
     counts = np.bincount(data.train[:, 1], minlength=data.num_items)

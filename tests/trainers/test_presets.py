@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from trainers import grid_search
-from trainers import train as trainer
-from trainers.presets import PRESETS, get_preset
+from adaptau_tf.trainers import grid_search
+from adaptau_tf.trainers import train as trainer
+from adaptau_tf.trainers.presets import PRESETS, get_preset
 
 
 def _parse(*argv):

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from trainers import report
-from trainers import train as trainer
+from adaptau_tf.trainers import report
+from adaptau_tf.trainers import train as trainer
 
 SMALL = "synthetic:num_users=80,num_items=60"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -11,9 +11,10 @@ import shutil
 import numpy as np
 import pytest
 
+from adaptau_tf.trainers import runs
+from adaptau_tf.trainers import train as trainer
+from adaptau_tf.trainers.resume import check_resume, extend_finished_run
 from tests.trainers.test_train import Interrupt
-from trainers import train as trainer
-from trainers.resume import check_resume, extend_finished_run
 
 SMALL = "synthetic:num_users=80,num_items=60"
 
@@ -31,7 +32,7 @@ def _history(run):
 
 
 def _weights(run):
-    return trainer.load_run(run).model.get_weights()
+    return runs.load_run(run).model.get_weights()
 
 
 def test_a_finished_run_is_extended_from_its_last_epoch(tmp_path):
@@ -153,4 +154,4 @@ def test_a_run_written_before_the_scoring_rule_resumes_and_keeps_cosine(tmp_path
     check_resume(run, config)
     with pytest.raises(SystemExit, match=r"score: 'cosine' -> 'dot'"):
         check_resume(run, {**config, "score": "dot"})
-    assert trainer.load_run(run).model.score == "cosine"
+    assert runs.load_run(run).model.score == "cosine"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from trainers.run_files import Stopwatch, write_json
+from adaptau_tf.trainers.run_files import Stopwatch, write_json
 
 
 def test_stopwatch_adds_this_process_to_the_booked_time(tmp_path):

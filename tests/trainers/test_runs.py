@@ -1,4 +1,4 @@
-"""trainers.runs: when a run's train step is XLA-compiled."""
+"""adaptau_tf.trainers.runs: when a run's train step is XLA-compiled."""
 
 import adaptau_tf  # noqa: F401
 
@@ -8,7 +8,7 @@ import pytest
 
 from adaptau_tf.data import make_synthetic
 from adaptau_tf.models import build_model
-from trainers import runs, train
+from adaptau_tf.trainers import runs, train
 
 
 @pytest.fixture(scope="module")

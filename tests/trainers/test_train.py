@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import train as trainer
+from adaptau_tf.trainers import runs
+from adaptau_tf.trainers import train as trainer
 
 SMALL = "synthetic:num_users=80,num_items=60"
 
@@ -64,23 +65,23 @@ def test_train_writes_outputs_and_load_run_rebuilds_model(tmp_path):
     assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
     header = (run / "history.csv").read_text().splitlines()[0]
     assert "val_ndcg@20" in header and "tau0" in header
-    loaded = trainer.load_run(run)
+    loaded = runs.load_run(run)
     users, items = loaded.model.compute_representations()
-    test_eval = trainer.evaluators(loaded.data, "honest")[1]
+    test_eval = runs.evaluators(loaded.data, "honest")[1]
     again = test_eval.evaluate(users, items)
     assert again["recall@20"] == pytest.approx(metrics["test_recall@20"], abs=1e-9)
     assert 1 / float(loaded.model.task.inverse_temperature.numpy()) == pytest.approx(
         metrics["tau0"], rel=1e-6)
     # Prepared data can be passed in (runs on one split share it); the wrong split is refused.
-    shared = trainer.load_run(run, trainer.prepare_data(config))
+    shared = runs.load_run(run, runs.prepare_data(config))
     evaluator, ids, top = shared.test_rankings()
     assert ids.shape[0] == top.shape[0] == evaluator.num_users
-    assert trainer.evaluators(shared.data, "honest")[1].evaluate(
+    assert runs.evaluators(shared.data, "honest")[1].evaluate(
         *shared.model.compute_representations())["recall@20"] == pytest.approx(
         metrics["test_recall@20"], abs=1e-9)
-    other = trainer.prepare_data({**config, "protocol": "paper"})  # no validation split
+    other = runs.prepare_data({**config, "protocol": "paper"})  # no validation split
     with pytest.raises(ValueError, match="training rows; the run had"):
-        trainer.load_run(run, other)
+        runs.load_run(run, other)
 
 
 def test_eval_every_two_keeps_the_metrics_in_history_csv(tmp_path):
@@ -193,7 +194,7 @@ def test_init_from_warm_starts_the_embeddings_and_checks_the_data(tmp_path):
 
 
 def test_an_xla_run_resumes_without_xla(tmp_path):
-    # The flag is not part of the experiment (trainers.resume.RESUMABLE_DIFFERENCES).
+    # The flag is not part of the experiment (adaptau_tf.trainers.resume.RESUMABLE_DIFFERENCES).
     args = _args(tmp_path, "--negatives", "sampled:32x2", "--patience", "0")  # 64 >= 60 items
     assert args.jit_compile == "auto"
     with pytest.raises(KeyboardInterrupt):
@@ -210,7 +211,7 @@ def test_in_batch_corrections_reach_the_model_and_survive_load_run(tmp_path):
                         "--remove-accidental-hits", "--sampling-correction"))
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["remove_accidental_hits"] is True and config["sampling_correction"] is True
-    loaded = trainer.load_run(tmp_path / "run")
+    loaded = runs.load_run(tmp_path / "run")
     assert loaded.model.task.remove_accidental_hits
     counts = np.bincount(loaded.data.train[:, 1], minlength=loaded.data.num_items)
     np.testing.assert_allclose(loaded.model.item_sampling_probability.numpy(),

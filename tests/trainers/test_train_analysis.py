@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from adaptau_tf.callbacks import read_groups_csv
-from trainers import train as trainer
-from trainers.resume import check_resume
+from adaptau_tf.trainers import train as trainer
+from adaptau_tf.trainers.resume import check_resume
 
 SMALL = "synthetic:num_users=80,num_items=60"
 

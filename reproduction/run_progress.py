@@ -1,7 +1,7 @@
 """Table 3 runs still in progress, compared at the epochs all of them reached.
 
 Long Table 3 runs (Gowalla LightGCN with the reference recipe: ~150 epochs of
-~60-250 s on 2 cores) train across sessions; ``benchmarks/reproduce.py`` only
+~60-250 s on 2 cores) train across sessions; ``reproduction/reproduce.py`` only
 tables finished ones. This script reads the ``history.csv`` of unfinished (or
 finished) ``adaptau-train`` runs of one dataset × backbone under the paper
 protocol, which tests every epoch, and compares them at the same budget: each
@@ -28,14 +28,15 @@ settings (``config.json``) are listed and must agree on data, backbone and
 protocol.
 
 Usage:
-    .venv/bin/python benchmarks/run_progress.py --dataset gowalla --backbone lightgcn \\
-        --run adap-tau=benchmarks/work/lgcn_recipe/paper/adap-tau \\
-        --run adap-tau0=benchmarks/work/lgcn_recipe/paper/adap-tau0 \\
-        --run grid-tau=benchmarks/work/lgcn_recipe/paper/fixed \\
-        --run nonorm=benchmarks/work/lgcn_recipe/paper/nonorm --name recipe
-    .venv/bin/python benchmarks/run_progress.py --dataset gowalla --backbone lightgcn \\
-        --protocol honest --run adap-tau=benchmarks/work/table3/gowalla_lightgcn/honest/adap-tau \\
-        --run nonorm=benchmarks/work/lgcn_recipe/honest/nonorm --name recipe
+    .venv/bin/python reproduction/run_progress.py --dataset gowalla --backbone lightgcn \\
+        --run adap-tau=reproduction/work/lgcn_recipe/paper/adap-tau \\
+        --run adap-tau0=reproduction/work/lgcn_recipe/paper/adap-tau0 \\
+        --run grid-tau=reproduction/work/lgcn_recipe/paper/fixed \\
+        --run nonorm=reproduction/work/lgcn_recipe/paper/nonorm --name recipe
+    .venv/bin/python reproduction/run_progress.py --dataset gowalla --backbone lightgcn \\
+        --protocol honest \\
+        --run adap-tau=reproduction/work/table3/gowalla_lightgcn/honest/adap-tau \\
+        --run nonorm=reproduction/work/lgcn_recipe/honest/nonorm --name recipe
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import recipe_trajectory, reporting, table3_report  # noqa: E402
-from benchmarks.paper_table3 import LABELS  # noqa: E402
-from benchmarks.seed_replicate import parse_run  # noqa: E402
+from benchmarks import reporting  # noqa: E402
+from reproduction import recipe_trajectory, table3_report  # noqa: E402
+from reproduction.paper_table3 import LABELS  # noqa: E402
+from reproduction.seed_replicate import parse_run  # noqa: E402
 
 #: What each protocol's runs are compared on (history.csv's column prefix): test
 #: metrics every epoch (paper), validation metrics at the evaluated epochs (honest).

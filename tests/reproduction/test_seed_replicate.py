@@ -1,4 +1,4 @@
-"""benchmarks/seed_replicate.py on a tiny synthetic Table 3: other seeds beside the table's."""
+"""reproduction/seed_replicate.py on a tiny synthetic Table 3: other seeds beside the table's."""
 
 import adaptau_tf  # noqa: F401
 
@@ -10,8 +10,9 @@ import statistics
 
 import pytest
 
-from benchmarks import reporting, reproduce, seed_replicate
-from trainers import train as trainer
+from adaptau_tf.trainers import train as trainer
+from benchmarks import reporting
+from reproduction import reproduce, seed_replicate
 
 TINY = {
     "datasets": {"tiny": "synthetic:num_users=80,num_items=60"},

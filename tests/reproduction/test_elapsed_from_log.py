@@ -1,10 +1,10 @@
-"""benchmarks/elapsed_from_log.py, and the Table 3 row of a run resumed across processes."""
+"""reproduction/elapsed_from_log.py, and the Table 3 row of a run resumed across processes."""
 
 import json
 
 import pytest
 
-from benchmarks import elapsed_from_log, table3_report
+from reproduction import elapsed_from_log, table3_report
 
 LOG = """gowalla: 29858 users, 40981 items
 Epoch 1/3

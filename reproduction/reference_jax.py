@@ -25,7 +25,7 @@ settings, the last its summary: the best epoch by test NDCG@20, and the epoch
 early stopping with ``--patience`` would have ended the run).
 
 Example:
-    python benchmarks/reference_jax.py --data ../shared/data/gowalla \\
+    python reproduction/reference_jax.py --data ../shared/data/gowalla \\
         --strategy adap-tau --recipe paper-mf-gowalla --out runs/at.jsonl
 """
 

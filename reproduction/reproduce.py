@@ -1,8 +1,8 @@
 """Reproduce the paper's Table 3: strategies × backbones × datasets × protocols.
 
-Everything comes from one config file (``benchmarks/table3.toml``; TOML or
+Everything comes from one config file (``reproduction/table3.toml``; TOML or
 JSON). Each run is an ``adaptau-train`` process (``python -m
-trainers.train``); the ``grid-tau`` strategy is an ``adaptau-grid-search``
+adaptau_tf.trainers.train``); the ``grid-tau`` strategy is an ``adaptau-grid-search``
 over fixed τ (once per dataset × backbone × protocol) followed by a retrain
 at the best τ with the table's settings, or, with ``retrain = false`` in the
 cell's ``[grid]`` section (and ``test_best = true``), the best trial itself:
@@ -18,12 +18,12 @@ protocols, labelled in every output:
 Runs live in ``<work_dir>/<dataset>_<backbone>/<protocol>/<strategy>/``
 (the grid search in ``.../grid-search/``) and are resumable: finished runs
 (``metrics.json``) are skipped, interrupted ones resume from their last epoch.
-A finished run of ``benchmarks/strategies.py`` (``benchmarks/work/``) with the
+A finished run of ``reproduction/strategies.py`` (``reproduction/work/``) with the
 same trainer settings is reused instead of retrained. A run directory (or grid
 search) made with settings the config no longer asks for is ``stale``: it is
 neither reported nor trained over until it is moved away. A run with no
 directory at all (a fresh checkout) keeps the row of the table being replaced
-when that table recorded the same settings (``benchmarks/table3_carry.py``).
+when that table recorded the same settings (``reproduction/table3_carry.py``).
 
 Writes ``benchmarks/results/table3_<dataset>.{json,md}`` (our Recall@20 and
 NDCG@20 next to the paper's, ours/paper, epochs and wall time per run, the
@@ -33,7 +33,7 @@ and ``grid_search_<dataset>_<backbone>[_paper].{json,md,png}``.
 Config (selectors: ``*`` or ``/``-joined names of a dataset, backbone,
 protocol or strategy; more specific keys win)::
 
-    work_dir = "benchmarks/work/table3"
+    work_dir = "reproduction/work/table3"
     backbones = ["mf"]
     [datasets]
     ml-1m = "lightgcn:{shared_data}/ml-1m"
@@ -48,7 +48,7 @@ protocol or strategy; more specific keys win)::
     retrain = false        # (not a flag) the grid-tau row is the best trial's test
 
 Usage:
-    .venv/bin/python benchmarks/reproduce.py [--config benchmarks/table3.toml]
+    .venv/bin/python reproduction/reproduce.py [--config reproduction/table3.toml]
         [--only ml-1m/mf/honest ...] [--dry-run] [--report-only] [--jobs 1]
 """
 
@@ -68,11 +68,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import table3_report  # noqa: E402
-from benchmarks.paper_table3 import STRATEGIES  # noqa: E402
 from benchmarks.reporting import REPO, SHARED_DATA  # noqa: E402
+from reproduction import table3_report  # noqa: E402
+from reproduction.paper_table3 import STRATEGIES  # noqa: E402
 
-DEFAULT_CONFIG = REPO / "benchmarks" / "table3.toml"
+TRAIN, GRID_SEARCH = "adaptau_tf.trainers.train", "adaptau_tf.trainers.grid_search"
+DEFAULT_CONFIG = REPO / "reproduction" / "table3.toml"
 ATTRIBUTES = ("dataset", "backbone", "protocol", "strategy")
 
 
@@ -221,9 +222,9 @@ def _execute(module: str, argv: list[str], directory: Path, in_process: bool) ->
 
 
 def _in_process(module: str, argv: list[str], log: Any) -> int:
-    from trainers import grid_search, train
+    from adaptau_tf.trainers import grid_search, train
 
-    main = {"trainers.train": train.main, "trainers.grid_search": grid_search.main}[module]
+    main = {TRAIN: train.main, GRID_SEARCH: grid_search.main}[module]
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             return main(argv)
@@ -232,10 +233,10 @@ def _in_process(module: str, argv: list[str], log: Any) -> int:
 
 
 def reusable(run: dict[str, Any], argv: list[str], reuse_dir: Path) -> Path | None:
-    """A finished ``benchmarks/strategies.py`` run with the same trainer settings."""
+    """A finished ``reproduction/strategies.py`` run with the same trainer settings."""
     if not reuse_dir.exists():
         return None
-    from trainers import resume, train
+    from adaptau_tf.trainers import resume, train
 
     wanted = vars(train.build_parser().parse_args(argv))
     # What a resumed run may change too (jit_compile: runs older than the flag lack it),
@@ -282,7 +283,7 @@ def stale(run: dict[str, Any]) -> list[str]:
     """How the run's directory (and its grid search's) differs from what the
     config asks for now, as ``"key: old -> new"``; empty if it does not. A
     finished run's budget may grow (it is extended), never shrink."""
-    from trainers import grid_search, resume, train
+    from adaptau_tf.trainers import grid_search, resume, train
 
     out = []
     if run["strategy"] == "grid-tau":
@@ -307,7 +308,7 @@ def stale(run: dict[str, Any]) -> list[str]:
 
 def _extendable(directory: Path, argv: list[str]) -> bool:
     """Whether a finished run ran its whole budget and ``argv`` asks for more epochs."""
-    from trainers import resume, train
+    from adaptau_tf.trainers import resume, train
 
     return resume.extendable(directory, train.build_parser().parse_args(argv).epochs)
 
@@ -318,16 +319,16 @@ def execute_run(run: dict[str, Any], reuse_dir: Path | None, in_process: bool) -
     if changed:
         raise RuntimeError(
             f"{run['dir']} was run with other settings ({', '.join(changed)}); move it "
-            "(and its grid search) away, e.g. to benchmarks/work/discarded/, to rerun it")
+            "(and its grid search) away, e.g. to reproduction/work/discarded/, to rerun it")
     if run["strategy"] == "grid-tau":
         result = grid_result(run)
         if result is None or not result.get("complete"):
             print(f"grid search {run['grid_dir']}", flush=True)
-            _execute("trainers.grid_search", run["grid_argv"], run["grid_dir"], in_process)
+            _execute(GRID_SEARCH, run["grid_argv"], run["grid_dir"], in_process)
     state, found = status(run, reuse_dir)
     if state in ("todo", "extend"):
         print(f"{'train' if state == 'todo' else 'extend'} {run['dir']}", flush=True)
-        _execute("trainers.train", train_argv(run), run["dir"], in_process)
+        _execute(TRAIN, train_argv(run), run["dir"], in_process)
         state = "done"
     elif state == "reuse":
         print(f"reuse {found} for {run['dir']}", flush=True)
@@ -344,13 +345,13 @@ def _describe(run: dict[str, Any], reuse_dir: Path | None) -> str:
     if run["strategy"] == "grid-tau":
         result = grid_result(run)
         grid_state = "done" if result and result.get("complete") else "todo"
-        lines.append(f"    [{grid_state}] python -m trainers.grid_search "
+        lines.append(f"    [{grid_state}] python -m adaptau_tf.trainers.grid_search "
                      + " ".join(run["grid_argv"]))
     if _best_trial_row(run):
         lines.append("    no retrain: the row is the best trial's test (retrain = false)")
     else:
         argv = train_argv(run)
-        lines.append("    python -m trainers.train " + (
+        lines.append("    python -m adaptau_tf.trainers.train " + (
             " ".join(argv) if argv
             else "... --strategy fixed --tau <best τ of the grid search>"))
     return "\n".join(lines)
@@ -362,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=[],
                         help="selectors, e.g. ml-1m/mf or gowalla/lightgcn/honest/adap-tau")
     parser.add_argument("--work-dir", type=Path, default=None, help="overrides work_dir")
-    parser.add_argument("--reuse-dir", type=Path, default=REPO / "benchmarks" / "work",
-                        help="benchmarks/strategies.py runs to reuse ('' to disable)")
+    parser.add_argument("--reuse-dir", type=Path, default=REPO / "reproduction" / "work",
+                        help="reproduction/strategies.py runs to reuse ('' to disable)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--report-only", action="store_true",
                         help="write the tables from the finished runs; train nothing")
@@ -375,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--in-process runs one job at a time (--jobs 1)")
 
     config = load_config(args.config)
-    work = args.work_dir or REPO / config.get("work_dir", "benchmarks/work/table3")
+    work = args.work_dir or REPO / config.get("work_dir", "reproduction/work/table3")
     work = work if work.is_absolute() else REPO / work
     reuse_dir = args.reuse_dir if str(args.reuse_dir) not in ("", ".") else None
     runs = plan(config, work.resolve(), args.only)

@@ -1,4 +1,4 @@
-"""Result files of ``benchmarks/reproduce.py``: ``table3_<dataset>`` and ``grid_search_*``."""
+"""Result files of ``reproduction/reproduce.py``: ``table3_<dataset>`` and ``grid_search_*``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmarks import reporting, table3_carry
-from benchmarks.paper_table3 import LABELS, STRATEGIES, paper_numbers
+from benchmarks import reporting
 from benchmarks.reporting import REPO, markdown_table, write_results
-from benchmarks.table3_notes import config_notes, notes_markdown
+from reproduction import table3_carry
+from reproduction.paper_table3 import LABELS, STRATEGIES, paper_numbers
+from reproduction.table3_notes import config_notes, notes_markdown
 
 PROTOCOL_TITLES = {
     "honest": "Honest protocol: validation split carved from train (10 %), early stopping "
@@ -34,12 +35,15 @@ def repo_relative(path: Path) -> str:
 
 
 def _wall_seconds(directory: Path, module: str) -> float | None:
-    """Summed wall time of the ``module`` invocations booked in ``invocations.jsonl``."""
+    """Summed wall time of the invocations of the trainer module ``module`` (``train``
+    or ``grid_search``) booked in ``invocations.jsonl`` (``trainers.<module>`` before
+    the trainers were installed as ``adaptau_tf.trainers``)."""
     ledger = directory / "invocations.jsonl"
     if not ledger.exists():
         return None
     entries = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
-    return sum(e["seconds"] for e in entries if e["module"] == module) or None
+    names = {f"trainers.{module}", f"adaptau_tf.trainers.{module}"}
+    return sum(e["seconds"] for e in entries if e["module"] in names) or None
 
 
 def _epochs_done(directory: Path) -> int:
@@ -54,7 +58,7 @@ def finished_row(run: dict[str, Any], directory: Path) -> dict[str, Any]:
     """The table row of a finished run (``directory`` holds its metrics.json)."""
     metrics = json.loads((directory / "metrics.json").read_text())
     config = json.loads((directory / "config.json").read_text())
-    wall = _wall_seconds(run["dir"], "trainers.train") if directory == run["dir"] else None
+    wall = _wall_seconds(run["dir"], "train") if directory == run["dir"] else None
     elapsed = directory / "elapsed.json"  # all processes' time (train_seconds: since 1b2be14)
     if wall is None and elapsed.exists():
         wall = json.loads(elapsed.read_text())["seconds"]
@@ -122,7 +126,7 @@ def _epoch_budget(train_args: dict[str, Any]) -> int:
     """The run's ``--epochs`` as the trainer resolves it: explicit flag, preset, default."""
     if "epochs" in train_args:
         return int(train_args["epochs"])
-    from trainers import train
+    from adaptau_tf.trainers import train
 
     preset = ["--preset", train_args["preset"]] if train_args.get("preset") else []
     return int(train.build_parser().parse_args([*preset, "--output", "-"]).epochs)
@@ -183,7 +187,7 @@ def grid_entries(dataset: str, runs: list[dict[str, Any]], rows: list[dict[str, 
                  previous: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One entry per grid search (finished or not), with its cost against one Adap-τ run;
     writes ``grid_search_<dataset>_<backbone>[_paper].{json,md,png}`` for each. A grid
-    search whose grid-tau row was carried (:mod:`benchmarks.table3_carry`) keeps the
+    search whose grid-tau row was carried (:mod:`reproduction.table3_carry`) keeps the
     ``previous`` table's entry, and its files are left as they are."""
     out = []
     for run in runs:
@@ -227,7 +231,7 @@ def _grid_entry(dataset: str, run: dict[str, Any], result: dict[str, Any]) -> di
         "grid_size": len(result["settings"]["grid"]), "complete": result["complete"],
         "per_trial_epoch_budget": result["settings"]["epochs"],
         "total_seconds": result["total_seconds"],
-        "wall_seconds": _wall_seconds(run["grid_dir"], "trainers.grid_search"),
+        "wall_seconds": _wall_seconds(run["grid_dir"], "grid_search"),
     }
 
 
@@ -314,9 +318,9 @@ def _markdown(dataset: str, report: dict[str, Any]) -> str:
                       for r in report["rows"] if "carried_from" in r})
     if carried:
         lines += [f"† carried from the table of commit {', '.join(carried)}: the run's "
-                  "directory is not on the machine that wrote this table (benchmarks/work "
+                  "directory is not on the machine that wrote this table (reproduction/work "
                   "is not versioned), and that table recorded the same settings for it "
-                  "(benchmarks/table3_carry.py).", ""]
+                  "(reproduction/table3_carry.py).", ""]
     if report["ordering"]:
         lines += ["## Ordering targets (test metrics; diff = left − right)", "",
                   markdown_table(["backbone", "protocol", "check", "Recall@20 diff", "holds",

@@ -1,4 +1,4 @@
-"""Tables of ``benchmarks/reference_jax.py`` runs (Gowalla MF on the GPU machine).
+"""Tables of ``reproduction/reference_jax.py`` runs (Gowalla MF on the GPU machine).
 
 Reads the per-epoch JSON lines the runs wrote (committed under
 ``results/reference_jax_gowalla_mf/``: they need a GPU to regenerate) and
@@ -10,7 +10,7 @@ spread, and for our own settings the package's figures for the same settings
 agree.
 
 Usage:
-    .venv/bin/python benchmarks/reference_jax_report.py --code-commit 5a4ccf3
+    .venv/bin/python reproduction/reference_jax_report.py --code-commit 5a4ccf3
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adaptau_tf.trainers.presets import PRESETS  # noqa: E402
 from benchmarks.reporting import RESULTS, markdown_table, write_results  # noqa: E402
-from trainers.presets import PRESETS  # noqa: E402
 
 RUNS = RESULTS / "reference_jax_gowalla_mf"
 # ALGORITHM.md §6, Gowalla MF (Recall@20, NDCG@20); a fixed τ stands for the grid search.
@@ -33,8 +33,8 @@ PAPER = {"adap-tau": (0.1838, 0.1506), "adap-tau0": (0.1754, 0.1386),
          "fixed": (0.1761, 0.1399)}
 PAPER_NAME = {"adap-tau": "Adap-τ", "adap-tau0": "Adap-τ0", "fixed": "Grid Search τ"}
 COMMANDS = [
-    "bash benchmarks/reference_jax_gpu.sh .devdata/gowalla $OUT 470",
-    "python3 benchmarks/reference_jax.py --data .devdata/gowalla --out $OUT/s1_NAME.jsonl "
+    "bash reproduction/reference_jax_gpu.sh .devdata/gowalla $OUT 470",
+    "python3 reproduction/reference_jax.py --data .devdata/gowalla --out $OUT/s1_NAME.jsonl "
     "--deadline-s 245 --recipe paper-mf-gowalla --seed 1 --strategy S [--tau 0.1] "
     "[--tau-u-start 100] (s1_ref_a0, s1_ref_at, s1_ref_at_late, s1_ref_fixed; four at once)",
 ]
@@ -96,7 +96,7 @@ def package_rows() -> dict[tuple[str, str], dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--code-commit", required=True,
-                   help="the commit whose benchmarks/reference_jax.py the runs ran")
+                   help="the commit whose reproduction/reference_jax.py the runs ran")
     args = p.parse_args(argv)
     package = package_rows()
     rows = [run_row(path.stem, *read_run(path), package) for path in sorted(RUNS.glob("*.jsonl"))]
@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     env = (RUNS / "env.log").read_text().splitlines()
     payload = {"runs": rows, "orderings": orderings, "code_commit": args.code_commit,
                "run_machine": " ".join(env[:2]), "run_commands": COMMANDS}
-    md = ["# Gowalla MF with benchmarks/reference_jax.py (JAX, GPU machine)", "",
+    md = ["# Gowalla MF with reproduction/reference_jax.py (JAX, GPU machine)", "",
           "Paper protocol: the best epoch (by test NDCG@20) chosen on test. Runs side by side "
           f"on one GPU ({env[1] if len(env) > 1 else '?'}; {env[0] if env else '?'}), each "
           "stopped at a wall-clock deadline, so `epochs` may be under the budget. Code: "
-          f"`benchmarks/reference_jax.py` of commit {args.code_commit}. Not the package: "
+          f"`reproduction/reference_jax.py` of commit {args.code_commit}. Not the package: "
           "the `package` columns are the package's own runs of the same settings "
           "(table3_gowalla.json), the check that the two implementations agree.", ""]
     md.append(markdown_table(

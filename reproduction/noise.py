@@ -16,13 +16,13 @@ data would be; early stopping on validation NDCG@20; the clean test set is
 evaluated once) on the noisy data written as LightGCN files. The fixed τ is
 the grid-search optimum read from ``benchmarks/results/grid_search_<data>_<backbone>.json``
 (``best_tau``, when that search is complete), else ``--tau`` (default 0.15,
-the fixed τ of ``benchmarks/strategies.py``); the JSON records which.
+the fixed τ of ``reproduction/strategies.py``); the JSON records which.
 
 Layout (resumable: rerunning skips finished runs and resumes interrupted
 ones): ``<work>/data/<setting>/`` (``train.txt``, ``test.txt``,
 ``noise.json``, ``user_groups.npy`` for local) and
 ``<work>/runs/<setting>/<method>/`` with ``<work>`` =
-``benchmarks/work/noise_<data>_<backbone>``.
+``reproduction/work/noise_<data>_<backbone>``.
 
 Writes ``benchmarks/results/noise_<data>.{json,md}`` (``global``: ratio,
 ``fixed`` and ``adap-tau`` test metrics; ``local``: ``noise``,
@@ -31,8 +31,8 @@ Writes ``benchmarks/results/noise_<data>.{json,md}`` (``global``: ratio,
 ``noise_local_tau_<data>.png``.
 
 Usage:
-    .venv/bin/python benchmarks/noise.py --data ml-1m --backbone mf [--jobs 2]
-    .venv/bin/python benchmarks/noise.py --smoke --work-dir /tmp/noise   # tiny synthetic
+    .venv/bin/python reproduction/noise.py --data ml-1m --backbone mf [--jobs 2]
+    .venv/bin/python reproduction/noise.py --smoke --work-dir /tmp/noise   # tiny synthetic
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train this method's runs only and write no tables (e.g. the Adap-τ "
                         "runs while the grid search that sets the fixed τ still runs)")
     p.add_argument("--work-dir", default=None,
-                   help="runs and noisy data (default benchmarks/work/noise_<name>_<backbone>)")
+                   help="runs and noisy data (default reproduction/work/noise_<name>_<backbone>)")
     p.add_argument("--results-dir", default=None,
                    help="where the JSON/MD/figures go (default benchmarks/results; "
                         "--smoke: <work-dir>/results)")
@@ -211,12 +211,12 @@ def run_one(args: argparse.Namespace, argv: list[str], output: Path) -> dict[str
     if not (output / "metrics.json").exists():
         with open(output / "train.log", "a") as log:
             if args.in_process:
-                from trainers import train as trainer
+                from adaptau_tf.trainers import train as trainer
 
                 with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                     trainer.main(argv)
             else:
-                subprocess.run([sys.executable, "-m", "trainers.train", *argv],
+                subprocess.run([sys.executable, "-m", "adaptau_tf.trainers.train", *argv],
                                cwd=reporting.REPO, stdout=log, stderr=subprocess.STDOUT,
                                check=True)
     return json.loads((output / "metrics.json").read_text())
@@ -225,9 +225,9 @@ def run_one(args: argparse.Namespace, argv: list[str], output: Path) -> dict[str
 def group_test_metrics(run_dir: Path, user_groups: np.ndarray) -> list[dict[str, float]]:
     """Test Recall/NDCG@20 of each user group of a finished run."""
     from adaptau_tf.evaluation import per_user_metrics
-    from trainers import train as trainer
+    from adaptau_tf.trainers.runs import load_run
 
-    evaluator, ids, top = trainer.load_run(run_dir).test_rankings()
+    evaluator, ids, top = load_run(run_dir).test_rankings()
     metrics = per_user_metrics(top, evaluator.relevant_items, 20)
     out = []
     for g in range(int(user_groups.max()) + 1):
@@ -249,7 +249,7 @@ def _entry(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    work = Path(args.work_dir or reporting.REPO / "benchmarks" / "work"
+    work = Path(args.work_dir or reporting.REPO / "reproduction" / "work"
                 / f"noise_{args.name}_{args.backbone}").resolve()
     if args.results_dir or args.smoke:
         reporting.RESULTS = Path(args.results_dir or work / "results").resolve()
@@ -311,7 +311,7 @@ def checks(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(args: argparse.Namespace, payload: dict[str, Any]) -> None:
-    from trainers import report_plots
+    from adaptau_tf.trainers import report_plots
 
     figures = reporting.RESULTS / "figures"
     names = {}

@@ -15,7 +15,7 @@ weights) and reports test Recall@20 / NDCG@20 per activity bucket, so runs
 ``results/tau_u_activity_<name>.{json,md}``.
 
 Usage:
-    .venv/bin/python benchmarks/tau_u_activity.py RUN [RUN ...] --name gowalla_mf \\
+    .venv/bin/python reproduction/tau_u_activity.py RUN [RUN ...] --name gowalla_mf \\
         [--edges 0,20,40,80] [--test-metrics]
 """
 
@@ -115,7 +115,7 @@ def bucket_means(
 
 
 def per_user_test_metrics(run: Any, k: int = 20) -> dict[str, np.ndarray]:
-    """Per-user test metrics of a rebuilt run (``trainers.train.TrainedRun``):
+    """Per-user test metrics of a rebuilt run (``adaptau_tf.trainers.train.TrainedRun``):
     ``users`` ``[U]``, ``recall@k`` and ``ndcg@k`` ``[U]`` (their means are the
     run's test figures)."""
     from adaptau_tf.evaluation.metrics import per_user_metrics
@@ -135,7 +135,7 @@ def profile_run(run: Path, edges: list[int], datasets: dict[str, Any] | None = N
     ``with_test`` adds ``test_users``, ``test_recall@20`` and ``test_ndcg@20`` to
     every bucket (:func:`per_user_test_metrics`) and the run's overall ``test`` means.
     """
-    from trainers.train import load_run, prepare_data
+    from adaptau_tf.trainers.runs import load_run, prepare_data
 
     config = json.loads((run / "config.json").read_text())
     tau_u = np.load(run / "tau_u.npy")

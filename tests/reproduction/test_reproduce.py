@@ -1,4 +1,4 @@
-"""benchmarks/reproduce.py on a tiny synthetic config: the output contract, resumption."""
+"""reproduction/reproduce.py on a tiny synthetic config: the output contract, resumption."""
 
 import adaptau_tf  # noqa: F401
 
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import reporting, reproduce, table3_report
-from benchmarks.paper_table3 import STRATEGIES, paper_numbers
+from adaptau_tf.trainers import grid_search
+from adaptau_tf.trainers import train as trainer
+from benchmarks import reporting
+from reproduction import reproduce, table3_report
+from reproduction.paper_table3 import STRATEGIES, paper_numbers
 from tests.conftest import REPO
-from trainers import grid_search
-from trainers import train as trainer
 
 TINY = {
     "datasets": {"tiny": "synthetic:num_users=80,num_items=60"},

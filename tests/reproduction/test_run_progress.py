@@ -1,11 +1,12 @@
-"""benchmarks/run_progress.py on hand-made run directories: equal budgets, checks, refusals."""
+"""reproduction/run_progress.py on hand-made run directories: equal budgets, checks, refusals."""
 
 import csv
 import json
 
 import pytest
 
-from benchmarks import reporting, run_progress
+from benchmarks import reporting
+from reproduction import run_progress
 
 COLUMNS = ["epoch", "loss", "test_recall@20", "test_ndcg@20", "tau0", "mu_pos", "tau_u_p50"]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Gowalla MF on a GPU machine with benchmarks/reference_jax.py: six runs side by side.
-#   bash benchmarks/reference_jax_gpu.sh DATA_DIR OUT_DIR [DEADLINE_S]
+# Gowalla MF on a GPU machine with reproduction/reference_jax.py: six runs side by side.
+#   bash reproduction/reference_jax_gpu.sh DATA_DIR OUT_DIR [DEADLINE_S]
 # ours_*: our Gowalla MF block's settings (fast-mf-gowalla with the reference loss form,
 #         60 epochs, patience 5): the package's paper-protocol rows, to check that the two
 #         implementations agree.
@@ -14,7 +14,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 mkdir -p "$out"
 run() {
   local name=$1; shift
-  python3 benchmarks/reference_jax.py --data "$data" --out "$out/$name.jsonl" \
+  python3 reproduction/reference_jax.py --data "$data" --out "$out/$name.jsonl" \
     --deadline-s "$deadline" "$@" ${EXTRA:-} > /dev/null 2>> "$out/stderr.log" &
 }
 { python3 -c "import jax; print('jax', jax.__version__, jax.devices())"; nvidia-smi -L; } \

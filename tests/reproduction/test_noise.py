@@ -1,4 +1,4 @@
-"""benchmarks/noise.py --smoke: the output contract, exact noisy data, resumption."""
+"""reproduction/noise.py --smoke: the output contract, exact noisy data, resumption."""
 
 import adaptau_tf  # noqa: F401
 
@@ -9,7 +9,8 @@ import json
 import numpy as np
 
 from adaptau_tf.data import load_data, load_lightgcn
-from benchmarks import noise, reporting
+from benchmarks import reporting
+from reproduction import noise
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

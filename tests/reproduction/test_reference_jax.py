@@ -1,4 +1,4 @@
-"""benchmarks/reference_jax.py against the package: data, τ0, τ_u, metrics, train steps,
+"""reproduction/reference_jax.py against the package: data, τ0, τ_u, metrics, train steps,
 a smoke run.
 
 The JAX script is the package's MF training loop re-implemented for a GPU machine
@@ -23,8 +23,8 @@ jax = pytest.importorskip("jax")
 from adaptau_tf.data import load_data, make_synthetic  # noqa: E402
 from adaptau_tf.models import build_model  # noqa: E402
 from adaptau_tf.temperature import closed_form  # noqa: E402
-from benchmarks import reference_jax as rj  # noqa: E402
-from trainers import train as trainer  # noqa: E402
+from adaptau_tf.trainers import runs  # noqa: E402
+from reproduction import reference_jax as rj  # noqa: E402
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_evaluator_matches_the_package(tiny):
     recall, ndcg = rj.Evaluator(users, items, tests, n, m, chunk=16)(
         jax.numpy.asarray(un, jax.numpy.float32), jax.numpy.asarray(itn, jax.numpy.float32))
     data = load_data(f"lightgcn:{tiny}")
-    package = trainer.evaluators(data, "paper")[1].evaluate(un.astype(np.float32),
+    package = runs.evaluators(data, "paper")[1].evaluate(un.astype(np.float32),
                                                             itn.astype(np.float32))
     assert recall == pytest.approx(package["recall@20"], abs=1e-6)
     assert ndcg == pytest.approx(package["ndcg@20"], abs=1e-6)

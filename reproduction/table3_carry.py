@@ -1,6 +1,6 @@
 """Rows of ``table3_<dataset>`` whose run directories are gone, carried from the last table.
 
-The runs' directories (``benchmarks/work/``) are not versioned: a fresh
+The runs' directories (``reproduction/work/``) are not versioned: a fresh
 checkout has none, while the tables committed under ``benchmarks/results/``
 hold what the runs measured. Rewriting a table there must not turn finished
 runs into "not started" rows. So a run whose directory (and, for the grid

@@ -1,4 +1,4 @@
-"""benchmarks/table3_carry.py: finished rows survive a checkout without benchmarks/work."""
+"""reproduction/table3_carry.py: finished rows survive a checkout without reproduction/work."""
 
 import adaptau_tf  # noqa: F401
 
@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from benchmarks import reporting, reproduce
-from tests.benchmarks.test_reproduce import TINY
+from benchmarks import reporting
+from reproduction import reproduce
+from tests.reproduction.test_reproduce import TINY
 
 CELLS = ["honest/nonorm", "honest/grid-tau", "honest/adap-tau"]
 

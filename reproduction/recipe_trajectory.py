@@ -1,6 +1,6 @@
 """A package run next to the JAX reference run of the same recipe, epoch by epoch.
 
-``benchmarks/reference_jax.py`` ran the reference code's Gowalla MF recipe
+``reproduction/reference_jax.py`` ran the reference code's Gowalla MF recipe
 (``paper-mf-gowalla``) on a GPU; its per-epoch logs are committed under
 ``results/reference_jax_gowalla_mf/``. Since the per-row draws got fast enough
 on 2 cores (``results/step_time.md``) the package runs the same recipe with
@@ -15,8 +15,8 @@ not bit for bit: ``--other-seed`` (the JAX run with another seed) gives the
 gap two seeds of the same implementation show over the same epochs.
 
 Usage:
-    .venv/bin/python benchmarks/recipe_trajectory.py \\
-        --run benchmarks/work/recipe/at \\
+    .venv/bin/python reproduction/recipe_trajectory.py \\
+        --run reproduction/work/recipe/at \\
         --reference benchmarks/results/reference_jax_gowalla_mf/ref_at.jsonl \\
         --other-seed benchmarks/results/reference_jax_gowalla_mf/s1_ref_at.jsonl \\
         --name gowalla_mf_adap-tau --code-commit 84ae6d1
@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.reference_jax_report import read_run  # noqa: E402
 from benchmarks.reporting import markdown_table, write_results  # noqa: E402
+from reproduction.reference_jax_report import read_run  # noqa: E402
 
 METRICS = ("test_recall@20", "test_ndcg@20")
 # Logged by the adaptive strategies only: a run has all of them or none.
@@ -84,7 +84,7 @@ def read_package(run: Path, metrics: tuple[str, ...] = METRICS,
 
 def read_reference(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, float]]]:
     """``(config, {epoch: FIELDS})`` of a ``reference_jax.py`` log (read by
-    :func:`benchmarks.reference_jax_report.read_run`)."""
+    :func:`reproduction.reference_jax_report.read_run`)."""
     config, records = read_run(path)
     epochs: dict[int, dict[str, float]] = {}
     for record in records:

@@ -1,8 +1,8 @@
-"""benchmarks/table3_notes.py: which notes a table gets, and how they read."""
+"""reproduction/table3_notes.py: which notes a table gets, and how they read."""
 
 import pytest
 
-from benchmarks.table3_notes import config_notes, notes_markdown
+from reproduction.table3_notes import config_notes, notes_markdown
 
 CONFIG = {"notes": {
     "*": "every table",

@@ -2,7 +2,7 @@
 
 Each strategy is one ``adaptau-train`` run (validation split carved from
 train, early stopping on validation NDCG@20, test evaluated once) in its own
-process, under ``benchmarks/work/<dataset>_<backbone>/<strategy>/``. Runs are
+process, under ``reproduction/work/<dataset>_<backbone>/<strategy>/``. Runs are
 resumable: rerunning the command skips finished runs and resumes interrupted
 ones from their last epoch.
 
@@ -10,7 +10,7 @@ Writes ``results/strategies_<dataset>_<backbone>.{json,md}`` and, for
 ML-1M + MF, ``results/ml1m_baselines.{json,md}`` (fixed τ and No Norm).
 
 Usage:
-    .venv/bin/python benchmarks/strategies.py --data ml-1m --backbone mf [--jobs 2]
+    .venv/bin/python reproduction/strategies.py --data ml-1m --backbone mf [--jobs 2]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ STRATEGIES = ("nonorm", "fixed", "c-tau", "cu-tau", "adap-tau0", "adap-tau")
 def run_command(args: argparse.Namespace, strategy: str, output: Path) -> list[str]:
     """The ``adaptau-train`` command line of one strategy."""
     command = [
-        sys.executable, "-m", "trainers.train",
+        sys.executable, "-m", "adaptau_tf.trainers.train",
         "--data", f"lightgcn:{SHARED_DATA / args.data}",
         "--backbone", args.backbone, "--strategy", strategy,
         "--negatives", args.negatives, "--epochs", str(args.epochs),
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     args = parser.parse_args(argv)
 
-    work = REPO / "benchmarks" / "work" / f"{args.data}_{args.backbone}"
+    work = REPO / "reproduction" / "work" / f"{args.data}_{args.backbone}"
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = dict(zip(args.strategies,
                            pool.map(lambda s: run_one(args, s, work), args.strategies)))

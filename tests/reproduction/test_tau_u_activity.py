@@ -1,4 +1,4 @@
-"""benchmarks/tau_u_activity.py: τ_u against user activity, checked against NumPy."""
+"""reproduction/tau_u_activity.py: τ_u against user activity, checked against NumPy."""
 
 import adaptau_tf  # noqa: F401
 
@@ -9,9 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import reporting, tau_u_activity
-from trainers import train as trainer
-from trainers.train import prepare_data
+from adaptau_tf.trainers import train as trainer
+from adaptau_tf.trainers.runs import prepare_data
+from benchmarks import reporting
+from reproduction import tau_u_activity
 
 
 def _strict(constant):

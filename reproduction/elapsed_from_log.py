@@ -4,11 +4,12 @@
 only their last process's time as ``train_seconds``. Their ``--verbose 2`` log
 holds every finished epoch's wall time (``396/396 - 205s - loss: ...``, the
 evaluation included); this sums them into the run's ``elapsed.json``, the file
-``trainers.run_files.Stopwatch`` keeps for newer runs and the Table 3 report
+``adaptau_tf.trainers.run_files.Stopwatch`` keeps for newer runs and the Table 3 report
 reads. An epoch cut short by an interruption has no such line and is not booked.
 
 Example:
-    python benchmarks/elapsed_from_log.py benchmarks/work/recipe/at benchmarks/work/recipe/at.log
+    python reproduction/elapsed_from_log.py reproduction/work/recipe/at \\
+        reproduction/work/recipe/at.log
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import re
 from pathlib import Path
 
-from trainers.run_files import write_json
+from adaptau_tf.trainers.run_files import write_json
 
 EPOCH_LINE = re.compile(r"^\d+/\d+ - (\d+)s - ")
 

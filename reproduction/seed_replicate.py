@@ -1,8 +1,8 @@
 """Table 3 rows rerun with other seeds: do the orderings survive seed noise?
 
-Each Table 3 row (``benchmarks/reproduce.py``) is one run with the cell's
+Each Table 3 row (``reproduction/reproduce.py``) is one run with the cell's
 seed. This script takes runs of some of a cell's strategies made with another
-``--seed`` and otherwise exactly the settings ``benchmarks/table3.toml`` gives
+``--seed`` and otherwise exactly the settings ``reproduction/table3.toml`` gives
 that row (grid-tau: the table's τ; each run's ``config.json`` is checked, and
 a difference is refused with the key and both values). It reads the table's
 own rows from the committed ``results/table3_<dataset>.json`` (their run
@@ -15,7 +15,7 @@ deviation over seeds and the checks of the means, to
 
 With ``--carry`` the rows of the file being replaced are kept for every
 (strategy, seed) no ``--run`` gives (its strategies join those of the runs),
-as ``table3_carry`` keeps Table 3 rows: run directories (``benchmarks/work/``)
+as ``table3_carry`` keeps Table 3 rows: run directories (``reproduction/work/``)
 are not versioned, so a checkout may lack a seed's runs while that file holds
 what they measured. A kept row must have been made with the settings the table
 now records for its strategy (the file's own ``settings``, or for a file
@@ -25,10 +25,10 @@ ways are taken from the run, and their differences from the old file are
 written as ``carry.rerun_differences``.
 
 Usage:
-    .venv/bin/python benchmarks/seed_replicate.py --dataset gowalla --backbone mf \\
-        --protocol honest --run adap-tau=benchmarks/work/seed1/adap-tau \\
-        --run adap-tau0=benchmarks/work/seed1/adap-tau0 \\
-        --run grid-tau=benchmarks/work/seed1/fixed
+    .venv/bin/python reproduction/seed_replicate.py --dataset gowalla --backbone mf \\
+        --protocol honest --run adap-tau=reproduction/work/seed1/adap-tau \\
+        --run adap-tau0=reproduction/work/seed1/adap-tau0 \\
+        --run grid-tau=reproduction/work/seed1/fixed
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import reporting, reproduce, table3_carry, table3_report  # noqa: E402
-from benchmarks.paper_table3 import LABELS  # noqa: E402
+from benchmarks import reporting  # noqa: E402
+from reproduction import reproduce, table3_carry, table3_report  # noqa: E402
+from reproduction.paper_table3 import LABELS  # noqa: E402
 
 METRICS = tuple(f"test_{m}" for m in table3_report.METRICS)
 
@@ -85,7 +86,7 @@ def table_seed(run: dict[str, Any]) -> int:
 def replicate_row(run: dict[str, Any], directory: Path, table_row: dict[str, Any]
                   ) -> dict[str, Any]:
     """The row of a finished run that only differs from the table's in its seed."""
-    from trainers import resume, train
+    from adaptau_tf.trainers import resume, train
 
     if not (directory / "metrics.json").exists():
         raise ValueError(f"{directory}: no metrics.json (the run has not finished)")
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     wanted = sorted({strategy for strategy, _ in args.run}
                     | {row["strategy"] for row in (previous or {}).get("rows", [])})
     planned = {run["strategy"]: run for run in reproduce.plan(
-        config, reporting.REPO / "benchmarks" / "work" / "table3", [cell])}
+        config, reporting.REPO / "reproduction" / "work" / "table3", [cell])}
     unknown = [s for s in wanted if s not in planned]
     if unknown:
         raise SystemExit(f"{args.config} has no {cell} row for {unknown}; it has "

@@ -23,7 +23,7 @@ not one of the paper's strategies: Table 3 rows never use a prior.
 Writes ``results/popularity_prior_<name>.{json,md}``.
 
 Usage:
-    .venv/bin/python benchmarks/popularity_prior.py --run adap-tau0=RUN \\
+    .venv/bin/python reproduction/popularity_prior.py --run adap-tau0=RUN \\
         [--run adap-tau=RUN ...] --name gowalla_lightgcn_paper \\
         [--gammas 0,0.1,0.2,0.3,0.5,0.7,1] [--groups 5]
 """
@@ -118,7 +118,7 @@ def calibrate_run(run_dir: Path, gammas: list[float], num_groups: int) -> dict[s
     """
     from adaptau_tf.analysis.popularity import popularity_groups
     from adaptau_tf.evaluation.metrics import ranking_metrics
-    from trainers.runs import evaluators, load_run
+    from adaptau_tf.trainers.runs import evaluators, load_run
 
     if 0 not in gammas:
         raise ValueError(f"--gammas must include 0 (the run's own ranking), got {gammas}")

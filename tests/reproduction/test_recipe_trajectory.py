@@ -1,11 +1,12 @@
-"""benchmarks/recipe_trajectory.py on hand-made logs: epochs aligned, gaps, bests."""
+"""reproduction/recipe_trajectory.py on hand-made logs: epochs aligned, gaps, bests."""
 
 import csv
 import json
 
 import pytest
 
-from benchmarks import recipe_trajectory, reporting
+from benchmarks import reporting
+from reproduction import recipe_trajectory
 
 
 def _package_run(path, rows):

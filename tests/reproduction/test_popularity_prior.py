@@ -1,4 +1,4 @@
-"""benchmarks/popularity_prior.py: the ranking-time prior against NumPy, on trained runs."""
+"""reproduction/popularity_prior.py: the ranking-time prior against NumPy, on trained runs."""
 
 import adaptau_tf  # noqa: F401
 
@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import popularity_prior, reporting
-from trainers import train as trainer
+from adaptau_tf.trainers import train as trainer
+from benchmarks import reporting
+from reproduction import popularity_prior
 
 
 def _strict(constant):

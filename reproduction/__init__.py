@@ -1,0 +1,1 @@
+"""Reproduction of the Adap-τ paper (research; outside the adaptau_tf package)."""
