@@ -54,20 +54,7 @@ from adaptau_tf.trainers.distribute import (
 from adaptau_tf.trainers.presets import PRESETS, PresetArgumentParser, preset_help
 from adaptau_tf.trainers.resume import check_resume, extend_finished_run
 from adaptau_tf.trainers.run_files import Stopwatch, write_json
-from adaptau_tf.trainers.runs import (
-    TrainedRun,
-    evaluators,
-    load_run,
-    make_model,
-    prepare_data,
-    use_jit,
-    warm_start,
-)
-
-# Re-exported: callers and older scripts import these from here.
-__all__ = ["TrainedRun", "build_parser", "evaluators", "format_metrics_table", "load_run",
-           "main", "make_model", "prepare_data", "run_config", "train", "use_jit",
-           "warm_start"]
+from adaptau_tf.trainers.runs import evaluators, load_run, make_model, prepare_data, warm_start
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
 JIT_CHOICES: tuple[str, ...] = ("auto", "on", "off")
