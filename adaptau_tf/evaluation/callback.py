@@ -35,7 +35,8 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
     :class:`~adaptau_tf.callbacks.CSVHistory` keeps them.
 
     The monitored metric (higher is better) is tracked with its epoch and,
-    if ``restore_best_weights``, a copy of ``self.model.get_weights()`` at the
+    if ``restore_best_weights``, a copy of the model's weights (metric
+    accumulators left out: they are logging state, not the model) at the
     best value. After ``patience``
     evaluations without a strict improvement training stops; at the end of
     training the best weights are put back if ``restore_best_weights``.
@@ -181,7 +182,8 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
             self.wait = 0
             if self.restore_best_weights:
                 self.best_weights = [
-                    np.array(w, copy=True) for w in self.model.get_weights()
+                    np.array(w, copy=True) for w in
+                    tf.keras.backend.batch_get_value(self._state_variables())
                 ]
         else:
             self.wait += 1
@@ -192,6 +194,11 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
             self._print(epoch, metrics, seconds, improved)
         if self.backup_dir is not None:
             self._save_state()
+
+    def _state_variables(self) -> list[tf.Variable]:
+        """The model's weights without its metrics' accumulators, in weight order."""
+        metric_ids = {id(v) for metric in self.model.metrics for v in metric.variables}
+        return [v for v in self.model.weights if id(v) not in metric_ids]
 
     def _rule_metrics(self, own: dict[str, float]) -> dict[str, float]:
         """``{f"{rule}_{name}": value}`` for every rule of ``scores``."""
@@ -209,7 +216,12 @@ class RankingEvaluation(tf.keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Restores the best weights if asked and removes the state backup (if asked)."""
         if self.restore_best_weights and self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+            variables = self._state_variables()
+            if len(variables) != len(self.best_weights):
+                raise ValueError(
+                    f"the best weights hold {len(self.best_weights)} arrays but the model has "
+                    f"{len(variables)} state variables: were they saved by another model?")
+            tf.keras.backend.batch_set_value(list(zip(variables, self.best_weights)))
             if self.verbose:
                 print(
                     f"RankingEvaluation: restored weights of epoch {self.best_epoch + 1} "

@@ -9,16 +9,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from adaptau_tf.layers.embedding_l2 import EmbeddingL2
 from adaptau_tf.layers.l2_normalization import L2Normalization
+from adaptau_tf.layers.uniform_negatives import UniformNegatives
 from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval, global_batch_size
 
 # How a trained model ranks items: see RetrievalModel's ``score`` argument.
 SCORES: tuple[str, ...] = ("cosine", "dot")
-
-
-def _num_replicas() -> int:
-    context = tf.distribute.get_replica_context()
-    return 1 if context is None else int(context.num_replicas_in_sync)
 
 
 class RetrievalModel(tfrs.Model):
@@ -160,14 +157,14 @@ class RetrievalModel(tfrs.Model):
             )
         self.user_dropout = tf.keras.layers.Dropout(message_dropout, name="message_dropout")
         self.normalization = L2Normalization(name="l2_normalization")
-        # Epoch means of the logged losses (tfrs.Model logs the last batch's values).
-        # Logging state, like Keras's compiled loss tracker: set past Layer.__setattr__
-        # so that it is neither a weight nor in checkpoints (runs saved before it
-        # still restore); listed in `metrics`, so Keras resets it every epoch.
-        object.__setattr__(self, "_loss_trackers", tuple(
-            tf.keras.metrics.Mean(name=name)
-            for name in ("loss", "regularization_loss", "total_loss")
-        ))
+        self.negative_sampler = None if num_negatives is None else UniformNegatives(
+            num_items, num_negatives, negative_groups, seed=seed, name="negative_sampler")
+        self.regularization = EmbeddingL2(l2, name="embedding_l2")
+        # Epoch means of the logged losses (tfrs.Model logs the last batch's values):
+        # Keras tracks metrics set as attributes and resets them every epoch.
+        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
+        self.regularization_loss_tracker = tf.keras.metrics.Mean(name="regularization_loss")
+        self.total_loss_tracker = tf.keras.metrics.Mean(name="total_loss")
         # Every weight exists now (embeddings above, the task's state in its
         # constructor): the model can be saved or restored before any call.
         self.built = True
@@ -231,11 +228,6 @@ class RetrievalModel(tfrs.Model):
             return users, items
         return self._head(users), self._head(items)
 
-    @property
-    def metrics(self) -> list[tf.keras.metrics.Metric]:
-        """The task's and Keras's metrics, then the three loss means."""
-        return [*super().metrics, *self._loss_trackers]
-
     def train_step(self, inputs: Any) -> dict[str, tf.Tensor]:
         """``tfrs.Model.train_step``, logging epoch means of the three losses."""
         return self._mean_losses(inputs, super().train_step(inputs))
@@ -257,7 +249,8 @@ class RetrievalModel(tfrs.Model):
         weight = tf.cast(rows, tf.float32)
         scale = tf.cast(global_batch_size(rows), tf.float32) / tf.maximum(weight, 1.0)
         means = {}
-        for tracker in self._loss_trackers:
+        for tracker in (self.loss_tracker, self.regularization_loss_tracker,
+                        self.total_loss_tracker):
             value = tf.cast(logs[tracker.name], tf.float32) * scale
             tracker.update_state(value, sample_weight=weight)
             means[tracker.name] = tracker.result()
@@ -295,7 +288,9 @@ class RetrievalModel(tfrs.Model):
             training=training,
         )
         if self.l2 > 0:
-            loss += self._l2_penalty(user_ids, item_ids, negative_ids)
+            loss += self.regularization(
+                self.user_embedding.embeddings, self.item_embedding.embeddings, user_ids,
+                item_ids, negative_ids, dense=self.dense_item_gradient)
         return loss
 
     @property
@@ -315,57 +310,20 @@ class RetrievalModel(tfrs.Model):
         return self.num_negatives * self.negative_groups >= self.num_items
 
     def sample_negatives(self) -> tf.Tensor:
-        """Item ids drawn uniformly: ``[M]`` (one draw) or ``[G, M]`` (G draws).
+        """This step's negatives from :class:`~adaptau_tf.layers.UniformNegatives`:
+        ``[M]`` or ``[G, M]`` item ids keyed on ``(seed, optimizer step)``.
 
-        Drawn with a stateless generator keyed on ``(seed, optimizer step)``:
-        every replica of a ``tf.distribute`` run draws the same negatives for
-        the same step, so a run is reproducible and a distributed step
-        computes exactly the loss of one single-device step over the global
-        batch (with G draws: when each replica's rows are a multiple of G, as
-        row ``b`` uses draw ``b mod G``).
+        Every replica of a ``tf.distribute`` run draws the same negatives for the
+        same step, so a distributed step computes exactly the loss of one
+        single-device step over the global batch (with G draws: when each
+        replica's rows are a multiple of G, as row ``b`` uses draw ``b mod G``).
         """
+        if self.negative_sampler is None:
+            raise ValueError("sample_negatives needs sampled negatives (num_negatives)")
         step = tf.constant(0, tf.int64)
         if getattr(self, "optimizer", None) is not None:
             step = tf.cast(self.optimizer.iterations, tf.int64)
-        seed = tf.stack([tf.constant(self.seed or 0, tf.int64), step])
-        shape = [self.num_negatives]
-        if self.negative_groups > 1:
-            shape = [self.negative_groups, self.num_negatives]
-        return tf.random.stateless_uniform(
-            shape, seed=seed, minval=0, maxval=self.num_items, dtype=tf.int64
-        )
-
-    def _l2_penalty(
-        self, user_ids: tf.Tensor, item_ids: tf.Tensor, negative_ids: tf.Tensor | None
-    ) -> tf.Tensor:
-        user_table = self.user_embedding.embeddings
-        item_table = self.item_embedding.embeddings
-        user_rows = tf.reduce_sum(tf.square(tf.gather(user_table, user_ids)), axis=-1)
-        rows = global_batch_size(tf.shape(user_rows)[0])
-        groups = float(self.negative_groups * _num_replicas())
-        if self.dense_item_gradient:
-            # Σ_b ‖e_{i_b}‖² / B + Σ_{g,j} ‖e_{ids[g,j]}‖² / G as one [m] pass: each
-            # item's squared norm weighted by its rows and draws (a dense gradient).
-            weights = (self._item_counts(item_ids) / tf.cast(rows, item_table.dtype)
-                       + self._item_counts(negative_ids) / groups)
-            item_term = tf.reduce_sum(weights * tf.reduce_sum(tf.square(item_table), axis=-1))
-            return 0.5 * self.l2 * (
-                tf.nn.compute_average_loss(user_rows, global_batch_size=rows) + item_term
-            )
-        item_rows = tf.reduce_sum(tf.square(tf.gather(item_table, item_ids)), axis=-1)
-        penalty = tf.nn.compute_average_loss(
-            0.5 * self.l2 * (user_rows + item_rows), global_batch_size=rows
-        )
-        if negative_ids is not None:
-            shared = tf.reduce_sum(tf.square(tf.gather(item_table, negative_ids)))
-            penalty += 0.5 * self.l2 * shared / groups
-        return penalty
-
-    def _item_counts(self, ids: tf.Tensor) -> tf.Tensor:
-        """``[m]`` occurrences of each item id in ``ids`` (any shape)."""
-        flat = tf.reshape(ids, [-1])
-        ones = tf.ones_like(flat, self.item_embedding.embeddings.dtype)
-        return tf.math.unsorted_segment_sum(ones, flat, self.num_items)
+        return self.negative_sampler(step)
 
     def get_config(self) -> dict[str, Any]:
         return {
