@@ -24,6 +24,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
+
 DISTRIBUTE_CHOICES: tuple[str, ...] = ("none", "mirrored", "multi-worker")
 
 
@@ -107,8 +109,9 @@ def state_directory(output: Path, write_dir: Path, strategy: tf.distribute.Strat
     return output / f"{name}_worker{strategy.cluster_resolver.task_id}"
 
 
-class SyncStopTraining(tf.keras.callbacks.Callback):
-    """Stops every worker when any worker's callbacks asked to stop.
+@tf.keras.utils.register_keras_serializable(package="adaptau_tf")
+class SyncStopTraining(SerializableCallback):
+    """Stops every worker when any worker's callbacks asked to stop (no arguments).
 
     Early stopping decides on each worker from the same (replicated)
     evaluation, so the workers agree; this OR-reduction of

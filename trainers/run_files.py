@@ -15,6 +15,8 @@ import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow)
 
 import tensorflow as tf
 
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
+
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Writes JSON atomically (temp file in the same directory, then rename)."""
@@ -27,7 +29,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
-class Stopwatch(tf.keras.callbacks.Callback):
+class Stopwatch(SerializableCallback):
     """Accumulates a run's training wall time across the processes that resume it.
 
     ``path`` (``{"seconds": s}``) holds the time of the epochs finished by earlier

@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
 from adaptau_tf.temperature import closed_form
 
 ESTIMATORS: tuple[str, ...] = ("mean", "mean-variance")
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
-class AdaptiveTemperature(tf.keras.callbacks.Callback):
+class AdaptiveTemperature(SerializableCallback):
     """Recomputes Adap-τ's temperatures at the start of every epoch.
 
     At ``on_epoch_begin`` it
@@ -216,6 +217,7 @@ class AdaptiveTemperature(tf.keras.callbacks.Callback):
 
     def get_config(self) -> dict[str, Any]:
         return {
+            "train_pairs": self.train_pairs.tolist(),
             "num_users": self.num_users,
             "num_items": self.num_items,
             "estimator": self.estimator,

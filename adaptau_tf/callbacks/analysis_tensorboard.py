@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from adaptau_tf.callbacks.popularity_tracker import PopularityGroupTracker
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
 
 #: Scalar tags read from the epoch's ``logs`` (written by ``AdaptiveTemperature``).
 LOG_SCALARS: dict[str, str] = {"tau0": "temperature/tau0", "mu_pos": "temperature/mu_pos",
@@ -16,7 +17,7 @@ LOG_SCALARS: dict[str, str] = {"tau0": "temperature/tau0", "mu_pos": "temperatur
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
-class AnalysisTensorBoard(tf.keras.callbacks.Callback):
+class AnalysisTensorBoard(SerializableCallback):
     """Writes Adap-τ's per-epoch picture to TensorBoard (``tf.summary``).
 
     Per epoch (step = epoch number counted from 1), into ``log_dir``:

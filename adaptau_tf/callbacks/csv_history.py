@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
+
 #: Written for a column an epoch did not log (as ``tf.keras.callbacks.CSVLogger``).
 MISSING = "NA"
 
@@ -26,7 +28,7 @@ def _format(value: Any) -> str:
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
-class CSVHistory(tf.keras.callbacks.Callback):
+class CSVHistory(SerializableCallback):
     """Appends every epoch's ``logs`` to a CSV file, adding columns as they appear.
 
     A drop-in for ``tf.keras.callbacks.CSVLogger`` (same file layout: an

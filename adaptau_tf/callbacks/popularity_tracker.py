@@ -16,13 +16,14 @@ from adaptau_tf.analysis.popularity import (
     group_metrics,
     popularity_groups,
 )
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
 
 #: Columns of the CSV file (one row per epoch and group; ``epoch`` counts from 0).
 CSV_COLUMNS: tuple[str, ...] = ("epoch", "group", "items", "magnitude", "recall", "ndcg")
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
-class PopularityGroupTracker(tf.keras.callbacks.Callback):
+class PopularityGroupTracker(SerializableCallback):
     """Follows the items of each popularity group over training (paper Fig. 1a).
 
     At the end of every ``every_n_epochs``-th epoch it computes, for each of

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
 from adaptau_tf.evaluation.evaluator import RankingEvaluator
 
 _STATE_FILE = "ranking_evaluation_state.json"
@@ -19,7 +20,7 @@ _WEIGHTS_FILE = "ranking_evaluation_best_weights.npz"
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
-class RankingEvaluation(tf.keras.callbacks.Callback):
+class RankingEvaluation(SerializableCallback):
     """Evaluates ranking metrics every N epochs, with early stopping.
 
     At the end of every ``every_n_epochs``-th epoch (epochs ``N-1, 2N-1, ...``

@@ -12,13 +12,15 @@ from adaptau_tf.models.retrieval_model import RetrievalModel
 from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval
 
 
+@tf.keras.utils.register_keras_serializable(package="adaptau_tf")
 class LightGCN(RetrievalModel):
     """LightGCN: mean of 3 propagation rounds over ``D^-1/2 A D^-1/2``.
 
     The representations used by the loss, τ0, evaluation and export are the
     propagated ones; L2 regularisation applies to the layer-0 embeddings.
-    The graph is data: rebuild the model from the same training pairs, then
-    ``load_weights`` (``get_config`` is not supported).
+    The graph is data: ``get_config`` carries the training pairs (``[P, 2]``
+    as a list, about 20 bytes a pair in JSON), from which ``from_config``
+    rebuilds the normalised adjacency.
 
     Args:
         num_users: ``n``.
@@ -49,6 +51,7 @@ class LightGCN(RetrievalModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_users, num_items, task, **kwargs)
+        self.train_pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
         self.num_layers = num_layers
         self.propagation = GraphPropagation(
             normalized_adjacency(num_users, num_items, train_pairs),
@@ -64,7 +67,5 @@ class LightGCN(RetrievalModel):
         return final[: self.num_users], final[self.num_users:]
 
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError(
-            "LightGCN holds its training graph as data: rebuild it with the same "
-            "train_pairs and use load_weights"
-        )
+        return {**super().get_config(), "train_pairs": self.train_pairs.tolist(),
+                "num_layers": self.num_layers}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import tensorflow as tf
 
 from adaptau_tf.models.retrieval_model import RetrievalModel
@@ -25,13 +23,5 @@ class MatrixFactorization(RetrievalModel):
 
     def propagate(self, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         return self.user_embedding.embeddings, self.item_embedding.embeddings
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> MatrixFactorization:
-        config = dict(config)
-        task = config.pop("task")
-        if isinstance(task, dict):
-            task = tf.keras.utils.deserialize_keras_object(task)
-        return cls(task=task, **config)
 
 

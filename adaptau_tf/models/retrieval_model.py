@@ -325,7 +325,17 @@ class RetrievalModel(tfrs.Model):
             step = tf.cast(self.optimizer.iterations, tf.int64)
         return self.negative_sampler(step)
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RetrievalModel:
+        """Rebuilds the model (task included) from :meth:`get_config`."""
+        config = dict(config)
+        task = config.pop("task")
+        if isinstance(task, dict):
+            task = tf.keras.utils.deserialize_keras_object(task)
+        return cls(task=task, **config)
+
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``tfrs.Model`` has no config of its own)."""
         return {
             "num_users": self.num_users,
             "num_items": self.num_items,
