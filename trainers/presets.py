@@ -81,6 +81,8 @@ _COMMON = {
     "warmup_epochs": 100,
     "epochs": 300,  # the reference logs show ~150-300 epochs; early stopping ends sooner
     "patience": 10,
+    # The reference code takes the data-driven τ0 whatever μ+ − μ after the warm-up.
+    "tau0_min_gap": 0.0,
 }
 # The reference code draws 1024 negatives per row: G = batch size draws. No early
 # stopping: on Gowalla the recipe's test NDCG@20 dips for ~40 epochs after epoch 10

@@ -36,7 +36,8 @@ RESUMABLE_DIFFERENCES = frozenset(
 # Arguments added after runs were written, with the value those runs had: a
 # config.json without the key equals one with this value.
 ADDED_LATER: dict[str, Any] = {"remove_accidental_hits": False, "sampling_correction": False,
-                               "score": "cosine", "compare_scores": False}
+                               "score": "cosine", "compare_scores": False,
+                               "tau0_min_gap": 0.0}
 
 
 def recorded(config: dict[str, Any], key: str) -> Any:

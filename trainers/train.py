@@ -37,7 +37,7 @@ import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow)
 import numpy as np
 import tensorflow as tf
 
-from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature, CSVHistory
+from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature, CSVHistory, EpochProgress
 from adaptau_tf.evaluation import RankingEvaluation
 from adaptau_tf.models import BACKBONES, SCORES, RetrievalModel
 from adaptau_tf.tasks import LOSS_FORMS
@@ -103,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluations without improvement before stopping (0: never)")
     p.add_argument("--monitor", default="ndcg@20")
     p.add_argument("--estimator", choices=ESTIMATORS, default="mean")
-    p.add_argument("--warmup-epochs", type=int, default=1)
+    p.add_argument("--warmup-epochs", type=int, default=1,
+                   help="epochs that use the prior τ0 (0.7 / log(|A| m / 2|D_A|))")
+    p.add_argument("--tau0-min-gap", type=float, default=0.1,
+                   help="after the warm-up, the data-driven τ0 is taken only once μ+ − μ "
+                        "reaches this (until then the prior is kept); 0: the reference rule")
     p.add_argument("--two-beta", type=float, default=1.0)
     p.add_argument("--margin", default="mean", help="m_u: 'mean' or a quantile in [0, 1]")
     p.add_argument("--distribute", choices=DISTRIBUTE_CHOICES, default="none",
@@ -126,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "cover the catalogue, G*M >= items, without --distribute: 7.7x faster "
                         "for per-row draws, benchmarks/results/step_time.md) | on | off")
     p.add_argument("--output", required=True, help="run directory")
-    p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="1: a progress bar and one line per epoch (loss, τ0, median τ_u, the "
+                        "monitored metric, time); 2: the line only; 0: silent. Every metric "
+                        "is in history.csv")
     return p
 
 
@@ -226,7 +233,7 @@ def _train(
     if model.task.strategy.adaptive:
         callbacks.append(AdaptiveTemperature.from_data(
             data, estimator=args.estimator, warmup_epochs=args.warmup_epochs,
-            two_beta=args.two_beta, margin=margin,
+            two_beta=args.two_beta, margin=margin, min_gap=args.tau0_min_gap,
         ))
     # Evaluation is replicated: every worker evaluates its (mirrored) copy of the
     # model, so early stopping agrees everywhere; only the chief's files are kept.
@@ -249,6 +256,7 @@ def _train(
     callbacks.append(stopwatch)
     if args.tensorboard:
         callbacks.append(tf.keras.callbacks.TensorBoard(args.tensorboard))
+    callbacks.append(EpochProgress(f"{prefix}{args.monitor}", verbose=args.verbose))
     # Last, so that an epoch is checkpointed as done only once its evaluation, evaluation
     # state and history row are written: a process killed in between repeats the epoch
     # (its row replaced) instead of skipping its evaluation. No callback above reads the
@@ -260,7 +268,7 @@ def _train(
 
     history = model.fit(
         data.train_dataset(args.batch_size, seed=args.seed),
-        epochs=args.epochs, callbacks=callbacks, verbose=args.verbose,
+        epochs=args.epochs, callbacks=callbacks, verbose=0,
     )
     train_seconds = stopwatch.seconds
     _save_weights(model, write_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -27,8 +28,11 @@ class AdaptiveTemperature(SerializableCallback):
        ``μ+, μ, σ+², σ²`` (:func:`~adaptau_tf.temperature.closed_form.score_statistics`);
     2. sets τ0 by the mean or the mean-and-variance estimator (ALGORITHM.md
        §2), or by the warm-up prior ``prior_gap / log(|A| m / (2|D_A|))`` for the
-       first ``warmup_epochs`` epochs; a non-finite or non-positive result keeps
-       the previous τ0, and τ0 is clamped to ``tau0_range``;
+       first ``warmup_epochs`` epochs. After the warm-up the data-driven value
+       is taken only once it is trustworthy: while ``μ+ − μ < min_gap`` (the
+       model does not yet separate its positives) the previous τ0 (the prior,
+       at first) is kept, as is a non-finite or non-positive result; τ0 is
+       clamped to ``tau0_range``. ``tau0_accepted`` (1/0) logs which happened;
     3. for a per-user strategy (Adap-τ), turns the previous epoch's per-user
        mean loss at τ = 1 (accumulated by the retrieval layer) into ``τ_u`` with
        the Lambert-W closed form (§3); users without rows get τ0;
@@ -69,6 +73,10 @@ class AdaptiveTemperature(SerializableCallback):
         two_beta: ``2β`` of the per-user closed form (1.0).
         margin: ``m_u``: ``"mean"`` or a quantile in ``[0, 1]``.
         tau0_range: ``(low, high)`` clamp of τ0.
+        min_gap: the smallest ``μ+ − μ`` at which the data-driven τ0 is taken
+            (0.1: a model that scores its positives barely above a random
+            pair, e.g. after one epoch at a low learning rate, would get a τ0
+            of a few hundredths and collapse; 0 is the reference code's rule).
         verbose: print the temperatures at every refresh when > 0.
         **kwargs: accepted for serialisation symmetry.
 
@@ -89,6 +97,7 @@ class AdaptiveTemperature(SerializableCallback):
         two_beta: float = 1.0,
         margin: str | float = "mean",
         tau0_range: tuple[float, float] = closed_form.DEFAULT_TAU0_RANGE,
+        min_gap: float = 0.1,
         verbose: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -99,6 +108,8 @@ class AdaptiveTemperature(SerializableCallback):
             raise ValueError(f"warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
         if not prior_gap > 0:
             raise ValueError(f"prior_gap must be positive, got {prior_gap!r}")
+        if not (math.isfinite(min_gap) and min_gap >= 0):
+            raise ValueError(f"min_gap must be a finite number >= 0, got {min_gap!r}")
         if not two_beta > 0:
             raise ValueError(f"two_beta must be positive, got {two_beta!r}")
         pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
@@ -119,6 +130,7 @@ class AdaptiveTemperature(SerializableCallback):
         self.two_beta = float(two_beta)
         self.margin = margin
         self.tau0_range = tuple(tau0_range)
+        self.min_gap = float(min_gap)
         self.verbose = verbose
         counts = np.bincount(pairs[:, 0], minlength=num_users)
         active = closed_form.active_user_mask(counts, activity_quantile)
@@ -171,6 +183,8 @@ class AdaptiveTemperature(SerializableCallback):
             candidate = closed_form.tau0_mean(stats)
         else:
             candidate = closed_form.tau0_mean_variance(stats)
+        if epoch >= self.warmup_epochs and not stats.mu_pos - stats.mu >= self.min_gap:
+            candidate = math.nan  # not trustworthy yet: clamp_tau0 keeps the previous τ0
         tau0, accepted = closed_form.clamp_tau0(candidate, previous, self.tau0_range)
         if task.strategy.per_user:
             sums = task.user_loss_sum.numpy().astype(np.float64)
@@ -227,6 +241,7 @@ class AdaptiveTemperature(SerializableCallback):
             "two_beta": self.two_beta,
             "margin": self.margin,
             "tau0_range": self.tau0_range,
+            "min_gap": self.min_gap,
             "verbose": self.verbose,
         }
 

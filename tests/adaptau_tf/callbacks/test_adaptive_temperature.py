@@ -35,7 +35,7 @@ def test_refresh_matches_closed_form_on_current_embeddings(data):
     model = build_model("mf", data, strategy="adap-tau", embedding_dim=8, seed=0)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     model.fit(data.train_dataset(64, seed=0), epochs=2, verbose=0)  # learn some signal
-    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0)
+    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0, min_gap=0.0)
     callback.set_model(model)
     sums = model.task.user_loss_sum.numpy().astype(np.float64)
     counts = model.task.user_loss_count.numpy().astype(np.float64)
@@ -143,9 +143,42 @@ def test_lightgcn_with_in_batch_negatives_refreshes_from_propagated_vectors(data
     assert history.history["tau_u_p90"][-1] > history.history["tau_u_p10"][-1]
     # τ0 of the last refresh is the closed form on the *propagated* vectors
     # (before the last epoch's updates), so recompute it from a refresh now.
-    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0)
+    callback = AdaptiveTemperature.from_data(data, warmup_epochs=0, min_gap=0.0)
     callback.set_model(model)
     callback.on_epoch_begin(3)
     users, items = (t.numpy() for t in model.compute_representations())
     assert 1 / model.task.inverse_temperature.numpy() == pytest.approx(
         _numpy_tau0(users, items, data.train), rel=1e-4)
+
+
+def test_the_data_driven_tau0_waits_until_positives_separate(data):
+    """At random initialisation μ+ − μ ≈ 0: after the warm-up the prior is kept
+    (min_gap); with min_gap = 0 (the reference rule) the closed form is taken,
+    a τ0 of a few hundredths at most."""
+    model = build_model("mf", data, strategy="adap-tau0", embedding_dim=8, seed=0)
+    users, items = (t.numpy() for t in model.compute_representations())
+    closed_form_tau0 = _numpy_tau0(users, items, data.train)
+    kept = AdaptiveTemperature.from_data(data, warmup_epochs=1, min_gap=0.1)
+    kept.set_model(model)
+    prior = kept.refresh(0)["tau0"]
+    after = kept.refresh(1)
+    assert after["tau0"] == pytest.approx(prior) and after["tau0_accepted"] == 0.0
+    taken = AdaptiveTemperature.from_data(data, warmup_epochs=1, min_gap=0.0)
+    taken.set_model(model)
+    taken.refresh(0)
+    value = taken.refresh(1)
+    if closed_form_tau0 > 0:
+        assert value["tau0_accepted"] == 1.0 and value["tau0"] < prior / 5
+
+
+def test_a_short_run_does_not_end_below_its_fixed_tau_start(tmp_path):
+    """The quick start's settings for 3 epochs: Adap-τ ends at least where fixed τ does."""
+    from adaptau_tf.trainers import train as trainer
+
+    recall = {}
+    for strategy in ("adap-tau", "fixed"):
+        args = trainer.build_parser().parse_args(
+            ["--data", "synthetic", "--epochs", "3", "--lr", "0.005", "--batch-size", "1024",
+             "--strategy", strategy, "--verbose", "0", "--output", str(tmp_path / strategy)])
+        recall[strategy] = trainer.train(args)["test_recall@20"]
+    assert recall["adap-tau"] >= recall["fixed"]
