@@ -29,7 +29,7 @@ Output directory:
 * ``sensitivity.png``: Recall@20 relative to the best over τ (paper Fig. 2).
 
 Example:
-    adaptau-grid-search --preset paper-mf-ml1m --data lightgcn:../shared/data/ml-1m \\
+    adaptau-grid-search --preset paper-mf-ml1m --data lightgcn:path/to/ml-1m \\
         --epochs 100 --patience 5 --output runs/grid-ml1m-mf
 """
 

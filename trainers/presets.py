@@ -1,36 +1,25 @@
 """Named training recipes (``adaptau-train --preset NAME``).
 
-The ``paper-*`` presets for Yelp2018, Amazon-book and Gowalla are the
-reference code's hyper-parameters as ``../shared/docs/ALGORITHM.md`` §6
-lists them (dim 64, Adam, batch 2048, warm-up W = 100 epochs; MF: 1024
-uniform negatives drawn per row, ``sampled:1024x2048``, ~0.8 s per step on 2 CPU
-cores against 33 ms for one shared draw, and message dropout 0.1 on the user
-vector; LightGCN:
-in-batch negatives; the reference code's loss form). §6 gives no recipe for
-MovieLens-1M: ``paper-mf-ml1m`` and ``paper-lightgcn-ml1m`` are **ours** (the
-MF one is exactly ``reproduction/strategies.py``'s settings, which gave the
-ML-1M results in ``benchmarks/results/strategies_ml-1m_mf.md``; the LightGCN
-one is the reference code's structure with the settings of this repository's ML-1M
-benchmarks, lr 1e-3, but 1024 uniform negatives: with in-batch ones, whose
-sampling follows popularity, validation Recall@20 stalls at 0.13 on ML-1M (on
-Gowalla ``--sampling-correction``, logQ, lifts them to the uniform ones' level); and
-the paper loss form: with the reference one Adap-τ fell 0.011 Recall@20 behind
-Adap-τ0 on ML-1M, with the paper one it is ahead, ``reproduction/table3.toml``),
-marked ``source="ours"`` below. ``fast-mf-gowalla`` (also ours) applies the
-ML-1M MF settings to Gowalla with 32 independent draws of 1024 negatives per
-step (``sampled:1024x32``, 50-65 ms per step): with one shared draw only 1024 of
-Gowalla's 41k items get a gradient per step, and every normalised strategy
-plateaued ~0.01 Recall@20 under the paper's baselines (``reproduction/table3.toml``).
-The reference recipe (lr 1e-4, W = 100) runs over a hundred epochs, and its
-loss form at lr 1e-3 collapses τ0.
+``source="paper"`` presets are the authors' published recipes (docs/ALGORITHM.md
+§6: dim 64, Adam, batch 2048, warm-up W = 100 epochs, the reference loss
+form; MF: 1024 uniform negatives drawn per row, ``sampled:1024x2048``, and
+message dropout 0.1 on the user vector where their logs show it; LightGCN:
+in-batch negatives, ranked by the raw inner product, ``score="dot"``).
+``source="ours"`` presets fill gaps the paper leaves: MovieLens-1M has no
+published recipe (``paper-mf-ml1m``: lr 1e-3, one shared draw of 1024
+negatives, the paper loss form; ``paper-lightgcn-ml1m``: 1024 uniform
+negatives, as in-batch ones stall there), and ``fast-mf-gowalla`` runs the
+ML-1M MF settings with 32 draws per step, as one shared draw covers too few
+of Gowalla's 41k items. Why each choice: docs/RESULTS.md.
 
 A preset only changes the parser's defaults: every flag given explicitly on
 the command line wins over it. Values a preset does not name keep the
 parser's own defaults (e.g. ``2β`` = 1.0 and ``m_u`` = mean where §6 is
-silent).
+silent). Every preset keeps the reference rule for τ0 after the warm-up
+(``tau0_min_gap`` 0).
 
 Example:
-    adaptau-train --preset paper-mf-gowalla --data lightgcn:../shared/data/gowalla \\
+    adaptau-train --preset paper-mf-gowalla --data lightgcn:path/to/gowalla \\
         --strategy adap-tau --epochs 50 --output runs/gowalla-mf   # --epochs overrides
 """
 
@@ -111,17 +100,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "W=100, no early stopping",
             _MF, lr=1e-4, l2=1e-3),
     _preset("paper-mf-amazon-book", "amazon-book", "paper",
-            "MF, reference code: lr 1e-3, l2 1e-7, 1024 negatives per row, dropout 0.1, "
-            "W=100, no early stopping",
-            _MF, lr=1e-3, l2=1e-7),
+            "MF, reference code: lr 1e-3, l2 1e-7, 1024 negatives per row, no dropout "
+            "(its log is 'nodrop'), W=100, no early stopping",
+            _MF, lr=1e-3, l2=1e-7, dropout=0.0),
     _preset("paper-mf-gowalla", "gowalla", "paper",
             "MF, reference code: lr 1e-4, l2 1e-9, 2β 0.25, m_u = 0.9 quantile, "
             "1024 negatives per row, dropout 0.1, W=100, no early stopping",
             _MF, lr=1e-4, l2=1e-9, two_beta=0.25, margin="0.9"),
     _preset("paper-mf-ml1m", "ml-1m", "ours",
-            "MF, ours (no published ML-1M recipe; the settings of "
-            "reproduction/strategies.py): lr 1e-3, l2 0, 1024 negatives, no dropout, "
-            "paper loss form, W=1, patience 5",
+            "MF, ours (no published ML-1M recipe): lr 1e-3, l2 0, 1024 negatives, "
+            "no dropout, paper loss form, W=1, patience 5",
             _OURS_MF),
     _preset("fast-mf-gowalla", "gowalla", "ours",
             "MF, ours (the paper-mf-ml1m settings on Gowalla, with 32 draws of 1024 "
@@ -130,8 +118,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "patience 5",
             _OURS_MF, negatives="sampled:1024x32"),
     _preset("paper-lightgcn-yelp2018", "yelp2018", "paper",
-            "LightGCN, reference code: lr 1e-3, l2 1e-1, in-batch negatives, W=100",
-            _LIGHTGCN, lr=1e-3, l2=1e-1),
+            "LightGCN, reference code: lr 1e-3, l2 1e-1, 2β 1.5, message dropout 0.1, "
+            "in-batch negatives, W=100",
+            _LIGHTGCN, lr=1e-3, l2=1e-1, two_beta=1.5, dropout=0.1),
     _preset("paper-lightgcn-gowalla", "gowalla", "paper",
             "LightGCN, reference code: lr 1e-3, l2 1e-5, 2β 0.6, in-batch negatives, W=100",
             _LIGHTGCN, lr=1e-3, l2=1e-5, two_beta=0.6),

@@ -12,9 +12,9 @@ Every other argument must match the run's ``config.json``: a run is one
 experiment, and only its epoch budget may grow.
 
 Example:
-    adaptau-train --data lightgcn:../shared/data/ml-1m --strategy adap-tau \\
+    adaptau-train --data lightgcn:path/to/ml-1m --strategy adap-tau \\
         --epochs 20 --output runs/ml1m      # 20 epochs, test metrics
-    adaptau-train --data lightgcn:../shared/data/ml-1m --strategy adap-tau \\
+    adaptau-train --data lightgcn:path/to/ml-1m --strategy adap-tau \\
         --epochs 60 --output runs/ml1m      # continues at epoch 21
 """
 

@@ -1,7 +1,7 @@
 """``adaptau-train``: train and evaluate a normalised retrieval model.
 
 Example:
-    adaptau-train --data lightgcn:../shared/data/ml-1m --backbone mf \\
+    adaptau-train --data lightgcn:path/to/ml-1m --backbone mf \\
         --strategy adap-tau --epochs 100 --output runs/ml1m-adaptau
 
 The run directory holds ``config.json`` (the arguments and data sizes),
@@ -127,8 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights (same data and split); τ state and optimizer start fresh")
     p.add_argument("--jit-compile", choices=JIT_CHOICES, default="auto",
                    help="XLA-compile the train step: auto (on when a step's negatives "
-                        "cover the catalogue, G*M >= items, without --distribute: 7.7x faster "
-                        "for per-row draws, benchmarks/results/step_time.md) | on | off")
+                        "cover the catalogue, G*M >= items, without --distribute) | on | off")
     p.add_argument("--output", required=True, help="run directory")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="1: a progress bar and one line per epoch (loss, τ0, median τ_u, the "

@@ -155,7 +155,7 @@ def load_lightgcn(
         ValueError: On malformed files (see `read_lightgcn`).
 
     Example:
-        >>> data = load_lightgcn("../shared/data/ml-1m")
+        >>> data = load_lightgcn("path/to/ml-1m")
         >>> data.num_users, data.num_items
         (6022, 3043)
     """

@@ -34,8 +34,7 @@ class RetrievalModel(tfrs.Model):
     same multiply-adds as a batched matmul; ``G = B`` is the reference code's
     per-row draw). G matters under Adam: with one draw only M items get a
     gradient per step, each a large one from the whole batch; with G·M ≳ m
-    nearly every item gets a small one every step (the Gowalla MF figures are
-    in ``reproduction/table3.toml``'s notes).
+    nearly every item gets a small one every step (docs/RESULTS.md, Gowalla MF).
 
     L2 regularisation on the batch's raw (layer-0) embeddings,
     ``λ/2 · (Σ_b ‖e_u‖² + Σ_b ‖e_i+‖²) / B  +  λ/2 · Σ_{g,j} ‖e_gj‖² / G``: the
