@@ -122,3 +122,34 @@ def test_fixed_tau_runs_have_metrics_only(tmp_path, monkeypatch):
     assert payload["package_best"]["epoch"] == 2
     markdown = (tmp_path / "results" / "recipe_trajectory_fixed.md").read_text()
     assert "| 2 | 0.2000 | 0.0800 | – | – | – | 0.1700 | 0.0900 | – | – | – |" in markdown
+
+
+def _official_csv(path, rows):
+    """An official per-epoch CSV (0-based epochs, 1/τ0 and the batch-mean 1/τ_u range)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "inv_tau0", "inv_tau_u_min", "inv_tau_u_max",
+                         "test_recall@20", "test_ndcg@20"])
+        for epoch, (recall, ndcg) in enumerate(rows):
+            writer.writerow([epoch, 10.0, 8.0, 20.0, recall, ndcg])
+
+
+def test_official_csv_against_two_package_seeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(reporting, "RESULTS", tmp_path / "results")
+    _package_run(tmp_path / "run", [(0.10, 0.05), (0.20, 0.12), (0.25, 0.11)])
+    _package_run(tmp_path / "seed1", [(0.11, 0.05), (0.18, 0.12), (0.26, 0.10)])
+    _official_csv(tmp_path / "official.csv", [(0.12, 0.06), (0.18, 0.10), (0.21, 0.13),
+                                              (0.30, 0.20)])
+    payload = recipe_trajectory.main(
+        ["--run", str(tmp_path / "run"), "--reference", str(tmp_path / "official.csv"),
+         "--package-other-seed", str(tmp_path / "seed1"), "--name", "t", "--code-commit", "c"])
+    assert [r["epoch"] for r in payload["rows"]] == [1, 2, 3]
+    assert payload["rows"][0]["reference"]["tau0"] == pytest.approx(0.1)
+    # |0.10-0.12|, |0.20-0.18|, |0.25-0.21| -> mean 0.08 / 3
+    assert payload["mean_abs_gap"]["test_recall@20"] == pytest.approx(0.08 / 3)
+    seeds = payload["package_seed_yardstick"]["package_seeds"]
+    assert seeds["mean_abs_gap"]["test_recall@20"] == pytest.approx((0.01 + 0.02 + 0.01) / 3)
+    assert payload["reference_best_all_epochs"]["epoch"] == 4
+    assert payload["package_best"]["epoch"] == 2  # by test NDCG@20
+    markdown = (tmp_path / "results" / "recipe_trajectory_t.md").read_text()
+    assert "official R@20" in markdown and "1/τ_u range" in markdown
