@@ -103,6 +103,7 @@ def _row(run: dict[str, Any], test: dict[str, Any], progress: dict[str, Any], bu
         "epochs": progress["epochs"], "epoch_budget": budget,
         "stopped_by": "budget" if progress["epochs"] >= budget else "early stopping",
         "best_epoch": progress["best_epoch"],
+        "score": _resolved(run.get("train_args", {}), "score"),
         **fields, "run_dir": repo_relative(fields["run_dir"]),
     }
     return {**row, **paper_fields(run["dataset"], row)}
@@ -122,14 +123,20 @@ def paper_fields(dataset: str, row: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _epoch_budget(train_args: dict[str, Any]) -> int:
-    """The run's ``--epochs`` as the trainer resolves it: explicit flag, preset, default."""
-    if "epochs" in train_args:
-        return int(train_args["epochs"])
+def _resolved(train_args: dict[str, Any], name: str) -> Any:
+    """The run's ``--<name>`` as the trainer resolves it: explicit flag, preset, default
+    (e.g. ``score``: the ranking rule, ``cosine`` or ``dot``)."""
+    if name in train_args:
+        return train_args[name]
     from adaptau_tf.trainers import train
 
     preset = ["--preset", train_args["preset"]] if train_args.get("preset") else []
-    return int(train.build_parser().parse_args([*preset, "--output", "-"]).epochs)
+    return getattr(train.build_parser().parse_args([*preset, "--output", "-"]), name)
+
+
+def _epoch_budget(train_args: dict[str, Any]) -> int:
+    """The run's ``--epochs`` as the trainer resolves it: explicit flag, preset, default."""
+    return int(_resolved(train_args, "epochs"))
 
 
 def pending_row(run: dict[str, Any], state: str) -> dict[str, Any]:
@@ -398,8 +405,9 @@ def write_tables(config: dict[str, Any], config_path: Path, runs: list[dict[str,
                 rows.append(finished_row(run, directory))
             elif state == "trial":
                 rows.append(trial_row(run))
-            elif carried is not None:
-                rows.append(carried)
+            elif carried is not None:  # rows of tables older than --score ranked by cosine
+                rows.append({"score": _resolved(run.get("train_args", {}), "score"),
+                             **carried})
             else:
                 pending.append(pending_row(run, state))
         notes = config_notes(config, dataset)
