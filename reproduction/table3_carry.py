@@ -14,6 +14,7 @@ flag, budget or τ grid) drops it: the run is then pending like any other.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from benchmarks import reporting
@@ -58,11 +59,29 @@ def _origin(previous: dict[str, Any], item: dict[str, Any]) -> dict[str, str]:
             "carried_machine": previous.get("machine", "unknown")}
 
 
+def same_settings(old: str | None, new: str) -> bool:
+    """Whether a row's settings string in an older table means ``new``.
+
+    Tables written before the scoring rule existed ranked by cosine, so an
+    explicit ``score=cosine`` in ``new`` adds nothing to an ``old`` string
+    without any ``score=``.
+    """
+    if old is None:
+        return False
+    if old == new:
+        return True
+    if "score" in old:
+        return False
+    stripped = re.sub(r" --score cosine(?=[ ;]|$)", "", re.sub(r" score=cosine(?=[ ;]|$)", "",
+                                                                 new))
+    return stripped != new and stripped == old
+
+
 def carried_row(previous: dict[str, Any] | None, key: str,
                 settings: str) -> dict[str, Any] | None:
     """The previous table's row for ``key`` (``backbone/protocol/strategy``) if that
     table recorded the same ``settings`` string for it, with ``carried_from``."""
-    if previous is None or previous.get("settings", {}).get(key) != settings:
+    if previous is None or not same_settings(previous.get("settings", {}).get(key), settings):
         return None
     backbone, protocol, strategy = key.split("/")
     for row in previous.get("rows", []):

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from benchmarks import reporting
-from reproduction import reproduce
+from reproduction import reproduce, table3_carry
 from tests.reproduction.test_reproduce import TINY
 
 CELLS = ["honest/nonorm", "honest/grid-tau", "honest/adap-tau"]
@@ -102,3 +102,13 @@ def test_a_corrupt_previous_table_is_an_error_not_a_silent_loss(tmp_path, result
     with pytest.raises(ValueError, match=r"table3_tiny\.json: not valid JSON"):
         reproduce.main(_argv(tmp_path, TINY, "--report-only"))
     assert (results / "table3_tiny.json").read_text() == "{not json"
+
+
+def test_rows_older_than_the_scoring_rule_are_cosine_rows():
+    old = "preset=p epochs=40 strategy=fixed tau=<best τ>; grid search: --preset p --epochs 20"
+    new = ("preset=p score=cosine epochs=40 strategy=fixed tau=<best τ>; grid search: "
+           "--preset p --score cosine --epochs 20")
+    assert table3_carry.same_settings(old, new)
+    assert not table3_carry.same_settings(old, new.replace("cosine", "dot"))
+    assert not table3_carry.same_settings(old + " lr=0.1", new)
+    assert table3_carry.same_settings(new, new) and not table3_carry.same_settings(None, new)
