@@ -92,9 +92,15 @@ class GraphPropagation(tf.keras.layers.Layer):
             values=coo.data[order].astype(np.float32),
             dense_shape=np.array(coo.shape, dtype=np.int64),
         )
+        # The CSR form is built once (converting 1.6M entries takes ~4 ms a step on
+        # Gowalla); only where the layer is made inside a graph is it built per call.
+        self._matrix = (csr_ops.CSRSparseMatrix(self._sparse) if tf.executing_eagerly()
+                        else None)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        matrix = csr_ops.CSRSparseMatrix(self._sparse)
+        matrix = self._matrix
+        if matrix is None:
+            matrix = csr_ops.CSRSparseMatrix(self._sparse)
 
         @tf.custom_gradient
         def multiply(x: tf.Tensor) -> tuple[tf.Tensor, Any]:
