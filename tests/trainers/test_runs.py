@@ -8,7 +8,7 @@ import pytest
 
 from adaptau_tf.data import make_synthetic
 from adaptau_tf.models import build_model
-from adaptau_tf.trainers import runs, train
+from adaptau_tf.trainers import runs
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,9 @@ def test_use_jit_auto_follows_the_draws_backbone_and_distribution(data):
         runs.use_jit({"jit_compile": "on"}, graph)
 
 
-def test_make_model_compiles_with_the_choice_and_train_reexports(data):
+def test_make_model_compiles_with_the_choice(data):
     config = {"backbone": "mf", "strategy": "fixed", "tau": 0.2, "loss_form": "paper",
               "negatives": "sampled:32x2", "embedding_dim": 4, "l2": 0.0, "dropout": 0.0,
               "seed": 0, "lr": 1e-3, "jit_compile": "auto", "distribute": "none"}
     assert runs.make_model(config, data)._jit_compile is True
     assert runs.make_model({**config, "jit_compile": "off"}, data)._jit_compile is False
-    for name in ("TrainedRun", "load_run", "make_model", "prepare_data", "evaluators"):
-        assert getattr(train, name) is getattr(runs, name)
