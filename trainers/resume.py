@@ -80,6 +80,23 @@ def check_resume(output: Path, config: dict[str, Any]) -> None:
         )
 
 
+def resumed_epoch(backup_dir: Path) -> int:
+    """The epoch a run resumes at: 1 + the last epoch ``BackupAndRestore`` saved in
+    ``backup_dir`` (the chief's checkpoint), 0 when there is none.
+
+    The training data's order is advanced to it (``train_dataset(first_epoch=)``)
+    so that a resumed run sees the batches the uninterrupted run saw.
+    """
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    if latest is None:
+        return 0
+    saved = tf.train.load_checkpoint(latest).get_tensor(
+        "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")
+    return max(int(saved) + 1, 0)
+
+
 def budget_and_ran(output: Path) -> tuple[int, int]:
     """``(epoch budget in config.json, epochs run in metrics.json)`` of a finished run."""
     budget = json.loads((output / "config.json").read_text())["epochs"]

@@ -52,7 +52,7 @@ from adaptau_tf.trainers.distribute import (
     write_directory,
 )
 from adaptau_tf.trainers.presets import PRESETS, PresetArgumentParser, preset_help
-from adaptau_tf.trainers.resume import check_resume, extend_finished_run
+from adaptau_tf.trainers.resume import check_resume, extend_finished_run, resumed_epoch
 from adaptau_tf.trainers.run_files import Stopwatch, write_json
 from adaptau_tf.trainers.runs import evaluators, load_run, make_model, prepare_data, warm_start
 
@@ -266,7 +266,8 @@ def _train(
         tf.keras.callbacks.BackupAndRestore(str(output / "backup"), delete_checkpoint=False))
 
     history = model.fit(
-        data.train_dataset(args.batch_size, seed=args.seed),
+        data.train_dataset(args.batch_size, seed=args.seed,
+                           first_epoch=resumed_epoch(output / "backup")),
         epochs=args.epochs, callbacks=callbacks, verbose=0,
     )
     train_seconds = stopwatch.seconds

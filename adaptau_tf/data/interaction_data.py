@@ -176,6 +176,7 @@ class InteractionData:
         seed: int = 0,
         shuffle: bool = True,
         drop_remainder: bool = False,
+        first_epoch: int = 0,
     ) -> tf.data.Dataset:
         """Batches of training pairs as a `tf.data.Dataset`.
 
@@ -202,6 +203,10 @@ class InteractionData:
             seed: Seed of the per-epoch permutations.
             shuffle: Whether to shuffle; if False, batches follow `train` order.
             drop_remainder: Whether to drop the last incomplete batch.
+            first_epoch: The epoch the first iteration is (a resumed run): the
+                sequence of permutations is advanced by this many epochs, so a
+                run resumed at epoch ``k`` sees from its first iteration on the
+                batches the uninterrupted run saw at epoch ``k``.
 
         Returns:
             Dataset of `(user_ids [B] int64, item_ids [B] int64)` tuples.
@@ -256,6 +261,8 @@ class InteractionData:
             epoch_seeds = tf.data.Dataset.random(
                 seed=int(seed), rerandomize_each_iteration=True
             ).take(1)
+            for _ in range(int(first_epoch)):  # each iteration draws the next epoch's seed
+                next(iter(epoch_seeds))
 
             def epoch(epoch_seed: tf.Tensor) -> tf.data.Dataset:
                 perm = tf.random.experimental.stateless_shuffle(

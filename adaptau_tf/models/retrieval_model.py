@@ -57,7 +57,9 @@ class RetrievalModel(tfrs.Model):
         negative_groups: independent draws of ``num_negatives`` per step
             (1: one draw shared by the batch).
         l2: λ.
-        message_dropout: dropout rate on the user vector during training.
+        message_dropout: dropout rate on the user vector during training; the
+            mask is a stateless function of ``(seed, optimizer step)``, so a
+            resumed run drops what the uninterrupted one dropped.
         seed: seed of the Xavier-uniform initialisers.
         sampling_correction: logQ correction of in-batch negatives (TFRS's
             ``candidate_sampling_probability``): each in-batch negative's logit
@@ -154,7 +156,6 @@ class RetrievalModel(tfrs.Model):
                 name="item_sampling_probability", shape=(num_items,), trainable=False,
                 initializer=tf.keras.initializers.Constant(1.0 / num_items),
             )
-        self.user_dropout = tf.keras.layers.Dropout(message_dropout, name="message_dropout")
         self.normalization = L2Normalization(name="l2_normalization")
         self.negative_sampler = None if num_negatives is None else UniformNegatives(
             num_items, num_negatives, negative_groups, seed=seed, name="negative_sampler")
@@ -259,7 +260,7 @@ class RetrievalModel(tfrs.Model):
         """Mean softmax loss of a batch plus the L2 term (see class docstring)."""
         user_ids, item_ids = _unpack(inputs)
         users, items = self.propagate(training=training)
-        query = self._head(self.user_dropout(tf.gather(users, user_ids), training=training))
+        query = self._head(self._dropout(tf.gather(users, user_ids), training))
         item_head = self._head
         if self.dense_item_gradient:
             # Normalise the [m, d] table once and gather from it: the same vectors
@@ -292,6 +293,19 @@ class RetrievalModel(tfrs.Model):
                 item_ids, negative_ids, dense=self.dense_item_gradient)
         return loss
 
+    def _step(self) -> tf.Tensor:
+        """The optimizer's step (0 before compiling): the key of every random draw."""
+        if getattr(self, "optimizer", None) is not None:
+            return tf.cast(self.optimizer.iterations, tf.int64)
+        return tf.constant(0, tf.int64)
+
+    def _dropout(self, vectors: tf.Tensor, training: bool) -> tf.Tensor:
+        """Message dropout on ``[B, d]`` user vectors, keyed on ``(seed, step)``."""
+        if not training or self.message_dropout == 0.0:
+            return vectors
+        seed = tf.stack([tf.constant((self.seed or 0) + 2, tf.int64), self._step()])
+        return tf.nn.experimental.stateless_dropout(vectors, self.message_dropout, seed=seed)
+
     @property
     def dense_item_gradient(self) -> bool:
         """Whether a step's sampled negatives cover the catalogue (``G·M >= m``).
@@ -319,10 +333,7 @@ class RetrievalModel(tfrs.Model):
         """
         if self.negative_sampler is None:
             raise ValueError("sample_negatives needs sampled negatives (num_negatives)")
-        step = tf.constant(0, tf.int64)
-        if getattr(self, "optimizer", None) is not None:
-            step = tf.cast(self.optimizer.iterations, tf.int64)
-        return self.negative_sampler(step)
+        return self.negative_sampler(self._step())
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RetrievalModel:
