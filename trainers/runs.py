@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +57,59 @@ class TrainedRun:
 
 
 def prepare_data(config: dict[str, Any]) -> InteractionData:
-    """Loads the run's data and carves its validation split (honest protocol)."""
+    """Loads the run's data and carves its validation split (honest protocol).
+
+    Raises:
+        ValueError: the honest protocol without a validation split (a fraction
+            outside (0, 1), or data where no user has two training rows): epochs
+            would be chosen on the test set, which only ``--protocol paper`` does.
+    """
     data = load_data(config["data"], seed=config["seed"])
-    if config["protocol"] == "honest" and config["valid_fraction"] > 0:
-        data = data.with_validation_split(config["valid_fraction"], seed=config["seed"])
+    if config["protocol"] != "honest":
+        return data
+    fraction = config["valid_fraction"]
+    if not 0 < fraction < 1:
+        raise ValueError(f"--protocol honest needs --valid-fraction in (0, 1), got {fraction!r}; "
+                         "--protocol paper chooses epochs on the test set instead")
+    data = data.with_validation_split(fraction, seed=config["seed"])
+    if len(data.valid) == 0:
+        raise ValueError(f"--protocol honest: {config['data']} gives an empty validation split "
+                         "(no user has two training rows); --protocol paper chooses epochs on "
+                         "the test set instead")
     return data
 
 
+def memory_estimate(config: dict[str, Any], data: InteractionData) -> int:
+    """Bytes the run's model needs at least: the tables with Adam's two slots, and
+    for LightGCN the graph and the 4 propagated layers (forward and backward)."""
+    nodes = data.num_users + data.num_items
+    table = nodes * config["embedding_dim"] * 4
+    total = 3 * table
+    if config["backbone"] == "lightgcn":
+        total += 2 * len(data.train) * 12 + 8 * table
+    return total
+
+
+def check_memory(config: dict[str, Any], data: InteractionData) -> None:
+    """Refuses, before anything is allocated, a model larger than the free memory.
+
+    Raises:
+        MemoryError: with the estimate, the available memory and the sizes.
+    """
+    import psutil
+
+    needed = memory_estimate(config, data)
+    available = psutil.virtual_memory().available
+    if needed > 0.9 * available:
+        raise MemoryError(
+            f"{config['data']}: {data.num_users} users x {data.num_items} items at dimension "
+            f"{config['embedding_dim']} need about {needed / 2**30:.1f} GiB for the "
+            f"{config['backbone']} model; {available / 2**30:.1f} GiB are available")
+
+
 def make_model(config: dict[str, Any], data: InteractionData) -> RetrievalModel:
-    """Builds and compiles the run's model."""
+    """Builds and compiles the run's model (after :func:`check_memory`)."""
+    check_memory(config, data)
     model = build_model(
         config["backbone"],
         data,
@@ -119,10 +164,26 @@ def evaluators(data: InteractionData, protocol: str) -> tuple[RankingEvaluator, 
     train + validation masked. Paper: both are the test split (the reference
     code's protocol), clearly not an unbiased estimate.
     """
-    test = RankingEvaluator(_union(data.train_csr, data.valid_csr), data.test_csr)
-    if protocol == "paper" or len(data.valid) == 0:
+    ks = evaluation_ks(data.num_items)
+    test = RankingEvaluator(_union(data.train_csr, data.valid_csr), data.test_csr, ks=ks)
+    if protocol == "paper":
         return test, test
-    return RankingEvaluator(data.train_csr, data.valid_csr), test
+    if len(data.valid) == 0:
+        raise ValueError("the honest protocol needs a validation split (data.valid is empty)")
+    return RankingEvaluator(data.train_csr, data.valid_csr, ks=ks), test
+
+
+#: The evaluation's cut-offs; those above a small catalogue's size are dropped.
+KS: tuple[int, ...] = (10, 20, 50)
+
+
+def evaluation_ks(num_items: int) -> tuple[int, ...]:
+    """:data:`KS` up to ``num_items`` (``(num_items,)`` below the smallest), with a note."""
+    kept = tuple(k for k in KS if k <= num_items) or (num_items,)
+    if kept != KS:
+        print(f"note: {num_items} items: metrics at K = {', '.join(map(str, kept))} only",
+              file=sys.stderr)
+    return kept
 
 
 def warm_start(model: RetrievalModel, source: RetrievalModel) -> None:

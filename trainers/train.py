@@ -38,10 +38,12 @@ import numpy as np
 import tensorflow as tf
 
 from adaptau_tf.callbacks import ESTIMATORS, AdaptiveTemperature, CSVHistory, EpochProgress
+from adaptau_tf.callbacks.serializable_callback import SerializableCallback
 from adaptau_tf.evaluation import RankingEvaluation
 from adaptau_tf.models import BACKBONES, SCORES, RetrievalModel
 from adaptau_tf.tasks import LOSS_FORMS
 from adaptau_tf.temperature import STRATEGY_KEYS
+from adaptau_tf.trainers import arguments
 from adaptau_tf.trainers.analysis import analysis_callbacks
 from adaptau_tf.trainers.distribute import (
     DISTRIBUTE_CHOICES,
@@ -68,10 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic[:k=v,...] | lightgcn:PATH | tfds:movielens/1m-ratings")
     p.add_argument("--backbone", choices=BACKBONES, default="mf")
     p.add_argument("--strategy", choices=STRATEGY_KEYS, default="adap-tau")
-    p.add_argument("--tau", type=float, default=None,
+    p.add_argument("--tau", type=arguments.positive_float, default=None,
                    help="fixed τ (fixed) or initial τ (learned/adaptive strategies)")
     p.add_argument("--loss-form", choices=LOSS_FORMS, default="paper")
-    p.add_argument("--negatives", default="sampled:1024",
+    p.add_argument("--negatives", type=arguments.negatives, default="sampled:1024",
                    help="sampled:M (one draw shared by the batch) | sampled:MxG "
                         "(G draws of M, row b uses draw b mod G) | in-batch")
     p.add_argument("--remove-accidental-hits", action="store_true",
@@ -87,29 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-scores", action="store_true",
                    help="evaluate every scoring rule at each evaluation (history.csv gets "
                         "val_cosine_* and val_dot_* columns); --score still drives selection")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--l2", type=float, default=0.0)
-    p.add_argument("--dropout", type=float, default=0.0, help="message dropout on users")
-    p.add_argument("--embedding-dim", type=int, default=64)
+    p.add_argument("--epochs", type=arguments.positive_int, default=50)
+    p.add_argument("--batch-size", type=arguments.positive_int, default=2048)
+    p.add_argument("--lr", type=arguments.positive_float, default=1e-3)
+    p.add_argument("--l2", type=arguments.non_negative_float, default=0.0)
+    p.add_argument("--dropout", type=arguments.rate, default=0.0,
+                   help="message dropout on users")
+    p.add_argument("--embedding-dim", type=arguments.positive_int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--protocol", choices=PROTOCOLS, default="honest",
                    help="honest: validation split from train, early stopping on it, test "
                         "once. paper: the reference code's protocol, epochs chosen on test")
-    p.add_argument("--valid-fraction", type=float, default=0.1)
-    p.add_argument("--eval-every", type=int, default=1)
-    p.add_argument("--patience", type=int, default=10,
+    p.add_argument("--valid-fraction", type=arguments.open_fraction, default=0.1,
+                   help="share of each user's training rows held out for validation "
+                        "(honest protocol)")
+    p.add_argument("--eval-every", type=arguments.positive_int, default=1)
+    p.add_argument("--patience", type=arguments.non_negative_int, default=10,
                    help="evaluations without improvement before stopping (0: never)")
-    p.add_argument("--monitor", default="ndcg@20")
+    p.add_argument("--monitor", type=arguments.metric, default="ndcg@20",
+                   help="the metric early stopping and the best epoch follow, e.g. ndcg@20")
     p.add_argument("--estimator", choices=ESTIMATORS, default="mean")
-    p.add_argument("--warmup-epochs", type=int, default=1,
+    p.add_argument("--warmup-epochs", type=arguments.non_negative_int, default=1,
                    help="epochs that use the prior τ0 (0.7 / log(|A| m / 2|D_A|))")
-    p.add_argument("--tau0-min-gap", type=float, default=0.1,
+    p.add_argument("--tau0-min-gap", type=arguments.non_negative_float, default=0.1,
                    help="after the warm-up, the data-driven τ0 is taken only once μ+ − μ "
                         "reaches this (until then the prior is kept); 0: the reference rule")
-    p.add_argument("--two-beta", type=float, default=1.0)
-    p.add_argument("--margin", default="mean", help="m_u: 'mean' or a quantile in [0, 1]")
+    p.add_argument("--two-beta", type=arguments.positive_float, default=1.0)
+    p.add_argument("--margin", type=arguments.margin, default="mean",
+                   help="m_u: 'mean' or a quantile in [0, 1]")
     p.add_argument("--distribute", choices=DISTRIBUTE_CHOICES, default="none",
                    help="tf.distribute strategy: none | mirrored (local GPUs or logical CPUs) "
                         "| multi-worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG; "
@@ -129,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="XLA-compile the train step: auto (on when a step's negatives "
                         "cover the catalogue, G*M >= items, without --distribute) | on | off")
     p.add_argument("--output", required=True, help="run directory")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error instead of its one-line message")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="1: a progress bar and one line per epoch (loss, τ0, median τ_u, the "
                         "monitored metric, time); 2: the line only; 0: silent. Every metric "
@@ -137,15 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _margin(text: str) -> str | float:
-    if text == "mean":
-        return "mean"
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"--margin must be 'mean' or a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"--margin quantile must be in [0, 1], got {text!r}")
-    return value
+    """``--margin`` (checked by :func:`arguments.margin`) as the callback takes it."""
+    return text if text == "mean" else float(text)
 
 
 def run_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -192,7 +194,27 @@ def train(
     config = run_config(args)
     margin = _margin(args.margin)
     output = Path(config["output"])
+    created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
+    try:
+        return _checked_train(args, config, margin, strategy, output, extra_callbacks)
+    except BaseException:
+        # A start that failed before training wrote anything leaves no directory
+        # behind that would refuse the corrected command.
+        if created and not (output / "history.csv").exists():
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
+def _checked_train(
+    args: argparse.Namespace,
+    config: dict[str, Any],
+    margin: str | float,
+    strategy: tf.distribute.Strategy,
+    output: Path,
+    extra_callbacks: Sequence[tf.keras.callbacks.Callback],
+) -> dict[str, Any]:
+    """:func:`train` once the run directory exists: resumes, extends or starts it."""
     if (output / "metrics.json").exists():
         kept = extend_finished_run(output, config)  # checks the arguments too
         if kept is not None:
@@ -219,7 +241,6 @@ def _train(
     config.update(num_users=data.num_users, num_items=data.num_items,
                   num_train=len(data.train), num_valid=len(data.valid), num_test=len(data.test),
                   num_replicas=strategy.num_replicas_in_sync, num_workers=num_workers(strategy))
-    write_json(write_dir / "config.json", config)
     print(data.summary())
 
     with strategy.scope():
@@ -227,7 +248,11 @@ def _train(
         if config["init_from"]:  # before BackupAndRestore, which wins when resuming
             warm_start(model, load_run(config["init_from"], data).model)
     monitor_eval, test_eval = evaluators(data, args.protocol)
-    prefix = "val_" if monitor_eval is not test_eval else "test_"
+    check_monitor(args.monitor, monitor_eval)
+    # Written once the data, the model and the evaluators are built: a start that
+    # fails before this point leaves no config.json refusing the corrected command.
+    write_json(write_dir / "config.json", config)
+    prefix = "val_" if args.protocol == "honest" else "test_"
     callbacks: list[tf.keras.callbacks.Callback] = []
     if model.task.strategy.adaptive:
         callbacks.append(AdaptiveTemperature.from_data(
@@ -246,6 +271,7 @@ def _train(
     callbacks.append(evaluation)
     callbacks.extend(analysis_callbacks(args, data, monitor_eval, write_dir))
     callbacks.extend(extra_callbacks)
+    callbacks.append(NonFiniteGuard(args.strategy))
     callbacks.append(SyncStopTraining())
     # CSVHistory, not CSVLogger: with --eval-every > 1 the first epoch has no metrics
     # and CSVLogger, whose columns are those of the first epoch, would drop them all.
@@ -293,13 +319,15 @@ def _train(
         write_json(write_dir / "config.json", config)
     result = {
         "protocol": args.protocol,
+        "selected_on": "validation" if args.protocol == "honest" else "test",
         "strategy": args.strategy,
         "backbone": args.backbone,
         "score": args.score,
         "data": config["data"],
         "epochs": epochs_run,
         "best_epoch": None if evaluation.best_epoch is None else int(evaluation.best_epoch) + 1,
-        f"best_{prefix}{args.monitor}": evaluation.best_value,
+        f"best_{prefix}{args.monitor}": (evaluation.best_value
+                                          if np.isfinite(evaluation.best_value) else None),
         "train_seconds": train_seconds,
         "tau0": float(tau_global),
         "tau_u_quantiles": dict(zip(("min", "p10", "p50", "p90", "max"),
@@ -312,6 +340,50 @@ def _train(
     write_json(write_dir / "metrics.json", result)
     print(format_metrics_table(test_metrics, title=f"test metrics ({args.protocol} protocol)"))
     return result
+
+
+def check_monitor(monitor: str, evaluator: Any) -> None:
+    """Refuses a ``--monitor`` whose cut-off the catalogue cannot serve."""
+    if monitor not in evaluator.metric_names:
+        raise ValueError(f"--monitor {monitor}: the evaluation computes "
+                         f"{', '.join(evaluator.metric_names)} (cut-offs above the "
+                         f"{evaluator.exclude_csr.shape[1]} items are dropped)")
+
+
+@tf.keras.utils.register_keras_serializable(package="adaptau_tf")
+class NonFiniteGuard(SerializableCallback):
+    """Stops a run whose loss or τ turned NaN or infinite, with an error naming them.
+
+    Checked at every epoch end over ``loss`` and every ``tau*`` log and the
+    task's τ variables; raises ``FloatingPointError`` (``adaptau-train`` prints
+    it as one line and exits with status 2) before any result file is written.
+
+    Args:
+        strategy: the strategy's key, quoted in the error.
+        **kwargs: passed to ``tf.keras.callbacks.Callback``.
+    """
+
+    def __init__(self, strategy: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strategy = strategy
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        values = {key: float(value) for key, value in (logs or {}).items()
+                  if key == "loss" or key.startswith("tau")}
+        task = getattr(self.model, "task", None)
+        if task is not None and hasattr(task, "temperatures"):
+            tau0, tau_u = task.temperatures()
+            values["τ0"] = float(np.asarray(tau0))
+            values["τ_u (min)"] = float(np.min(np.asarray(tau_u)))
+        bad = {key: value for key, value in values.items() if not np.isfinite(value)}
+        if bad:
+            self.model.stop_training = True
+            raise FloatingPointError(
+                f"epoch {epoch + 1}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())} "
+                f"with --strategy {self.strategy}; lower --lr or change the strategy")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"strategy": self.strategy}
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -343,14 +415,27 @@ def format_metrics_table(metrics: dict[str, float], title: str = "metrics") -> s
     return "\n".join(lines)
 
 
+#: Errors in what the user gave (arguments, data files, run directories): one line
+#: and exit status 2, the traceback only with --debug.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError,
+               MemoryError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point."""
+    """Console entry point: 0 on success, 2 on a user error (one line on stderr)."""
     args = build_parser().parse_args(argv)
     try:
-        _margin(args.margin)
-    except ValueError as error:
-        build_parser().error(str(error))
-    train(args)
+        train(args)
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"adaptau-train: error: {error}", file=sys.stderr)
+        return 2
+    except SystemExit as error:  # refusals of resume.py: a message, not a traceback
+        if isinstance(error.code, str):
+            print(f"adaptau-train: error: {error.code}", file=sys.stderr)
+            return 2
+        raise
     return 0
 
 

@@ -58,7 +58,12 @@ def _bad_token_error(path: Path, lines: list[str]) -> ValueError:
     return ValueError(f"{path}: unexpected characters (expected digits and spaces).")
 
 
-def read_lightgcn(path: str | os.PathLike[str]) -> LightGCNFile:
+#: Ids beyond this many times the distinct ids (and beyond 1000) are refused.
+MAX_ID_RATIO = 10.0
+
+
+def read_lightgcn(path: str | os.PathLike[str],
+                  max_id_ratio: float | None = MAX_ID_RATIO) -> LightGCNFile:
     """Reads one LightGCN-format file.
 
     The whole file is read once; each line is split and all tokens are
@@ -66,6 +71,11 @@ def read_lightgcn(path: str | os.PathLike[str]) -> LightGCNFile:
 
     Args:
         path: Path to a ``train.txt`` / ``test.txt`` style file.
+        max_id_ratio: refuse a file whose largest user or item id is more than
+            this many times its number of distinct ids (and above 1000): tables
+            are sized by the largest id, so sparse ids (``10000000`` among a few
+            hundred users) would allocate gigabytes for nothing. ``None``
+            disables the check.
 
     Returns:
         `LightGCNFile(pairs [n, 2] int64, num_users_seen, num_items_seen)`;
@@ -73,9 +83,9 @@ def read_lightgcn(path: str | os.PathLike[str]) -> LightGCNFile:
 
     Raises:
         FileNotFoundError: If `path` does not exist (or is not a file).
-        ValueError: If the file is empty or holds a token that is not a
-            non-negative integer (the message names the file, the 1-based
-            line number and the token).
+        ValueError: If the file is empty, holds a token that is not a
+            non-negative integer, or ids far beyond their count (the message
+            names the file, the 1-based line number and the token).
 
     Example:
         >>> pairs, num_users, num_items = read_lightgcn("ml-1m/train.txt")
@@ -85,10 +95,15 @@ def read_lightgcn(path: str | os.PathLike[str]) -> LightGCNFile:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"LightGCN file not found: {str(path)!r}.")
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a UTF-8 text file ({error}).") from error
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}: line {line}: byte {raw[error.start:error.start + 1]!r} is not UTF-8 text "
+            "(expected digits and spaces)."
+        ) from None
     if not text.strip():
         raise ValueError(
             f"{path}: file is empty (expected lines 'user item item ...')."
@@ -122,9 +137,30 @@ def read_lightgcn(path: str | os.PathLike[str]) -> LightGCNFile:
     is_item = np.ones(ids.shape[0], dtype=bool)
     is_item[starts[nonempty]] = False
     pairs = np.stack([np.repeat(line_users, item_counts), ids[is_item]], axis=1)
+    if max_id_ratio is not None:
+        line_of_token = np.repeat(np.arange(1, len(lengths) + 1), lengths_array)
+        for kind, values, lines_of in (("user", line_users, np.flatnonzero(nonempty) + 1),
+                                       ("item", ids[is_item], line_of_token[is_item])):
+            _check_sparse_ids(path, kind, values, lines_of, max_id_ratio)
     pairs = dedup_pairs(pairs)
     num_items_seen = int(pairs[:, 1].max()) + 1 if pairs.shape[0] else 0
     return LightGCNFile(pairs, int(line_users.max()) + 1, num_items_seen)
+
+
+def _check_sparse_ids(path: Path, kind: str, values: np.ndarray, lines_of: np.ndarray,
+                      ratio: float) -> None:
+    """Refuses ids far beyond their count, naming the line of the largest."""
+    if values.size == 0:
+        return
+    largest = int(values.max())
+    distinct = np.unique(values).size
+    if largest + 1 > max(ratio * distinct, 1000):
+        line = int(lines_of[int(np.argmax(values))])
+        raise ValueError(
+            f"{path}: line {line}: {kind} id {largest} is far beyond the file's {distinct} "
+            f"distinct {kind} ids (tables are sized by the largest id: {largest + 1} rows); "
+            "renumber the ids 0..n-1"
+        )
 
 
 def _examples(ids: np.ndarray) -> str:

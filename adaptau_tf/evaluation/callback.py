@@ -259,8 +259,8 @@ class RankingEvaluation(SerializableCallback):
             with open(path + ".tmp", "wb") as handle:
                 np.savez(handle, *self.best_weights)
             os.replace(path + ".tmp", path)
-        state = {
-            "best_value": self.best_value,
+        state = {  # strict JSON: no -Infinity before the first evaluation
+            "best_value": self.best_value if math.isfinite(self.best_value) else None,
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "history": self.history,
@@ -268,7 +268,7 @@ class RankingEvaluation(SerializableCallback):
         }
         path = os.path.join(self.backup_dir, _STATE_FILE)
         with open(path + ".tmp", "w") as handle:
-            json.dump(state, handle)
+            json.dump(state, handle, allow_nan=False)
         os.replace(path + ".tmp", path)
 
     def _load_state(self) -> None:
@@ -278,7 +278,7 @@ class RankingEvaluation(SerializableCallback):
             return
         with open(path) as handle:
             state = json.load(handle)
-        self.best_value = float(state["best_value"])
+        self.best_value = -math.inf if state["best_value"] is None else float(state["best_value"])
         self.best_epoch = state["best_epoch"]
         self.wait = int(state["wait"])
         self.history = list(state["history"])

@@ -175,7 +175,7 @@ def test_init_from_warm_starts_the_embeddings_and_checks_the_data(tmp_path):
     # Learning rate 0: the warm-started run keeps the source's best weights exactly.
     warm = trainer.build_parser().parse_args(
         ["--data", SMALL, "--epochs", "1", "--batch-size", "128", "--embedding-dim", "8",
-         "--negatives", "sampled:32", "--lr", "0", "--verbose", "0", "--protocol", "paper",
+         "--negatives", "sampled:32", "--lr", "1e-30", "--verbose", "0", "--protocol", "paper",
          "--strategy", "adap-tau", "--init-from", str(tmp_path / "run"),
          "--output", str(tmp_path / "warm")])
     result = trainer.train(warm)
@@ -183,7 +183,7 @@ def test_init_from_warm_starts_the_embeddings_and_checks_the_data(tmp_path):
     config = json.loads((tmp_path / "warm" / "config.json").read_text())
     assert config["init_from"] == str((tmp_path / "run").resolve())
     cold = trainer.train(_args(tmp_path / "cold", "--strategy", "adap-tau", "--protocol",
-                               "paper", "--lr", "0", "--epochs", "1"))
+                               "paper", "--lr", "1e-30", "--epochs", "1"))
     assert cold["test_recall@20"] != pytest.approx(source["test_recall@20"], abs=1e-6)
     # Another split (honest: a validation split is carved out) is refused.
     other = _args(tmp_path / "other", "--init-from", str(tmp_path / "run"))
