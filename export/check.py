@@ -68,6 +68,57 @@ def resolve_saved_model_dir(path: str | Path) -> Path:
     )
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksums(version_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
+    """What is wrong with an export's files against its manifest (empty: nothing).
+
+    Every file the manifest lists (``checksums``, relative to the version
+    directory; ``files`` under ``items/`` in exports made before it) must lie
+    inside the export, exist and have its sha256; the ScaNN directory must lie
+    inside ``items/``.
+
+    Example:
+        >>> verify_checksums("/tmp/serving/adaptau/1", manifest)
+        []
+    """
+    root = Path(version_dir).resolve()
+    listed = dict(manifest.get("checksums") or {})
+    if not listed:
+        listed = {f"items/{info['path']}": info["sha256"]
+                  for info in (manifest.get("files") or {}).values()}
+    problems = []
+
+    def inside(relative: str, base: Path) -> Path | None:
+        path = (base / relative).resolve()
+        if not path.is_relative_to(base):
+            problems.append(f"{relative}: points outside the export ({path})")
+            return None
+        return path
+
+    for relative, digest in sorted(listed.items()):
+        path = inside(relative, root)
+        if path is None:
+            continue
+        if not path.is_file():
+            problems.append(f"{relative}: missing")
+        elif _sha256(path) != digest:
+            problems.append(f"{relative}: sha256 differs from the manifest's (the file "
+                            "changed after export)")
+    scann = manifest.get("scann") or {}
+    if scann.get("directory") is not None:
+        inside(str(scann["directory"]), root / "items")
+    return problems
+
+
 class ExportChecker:
     """Runs the export checks and collects a JSON-ready report.
 
@@ -151,6 +202,15 @@ class ExportChecker:
         users = int(self.manifest.get("saved_model", {}).get("num_users", 1))
         return np.arange(min(users, 8), dtype=np.int64), 5
 
+    def _cold(self) -> np.ndarray:
+        """``[n]`` bool: users without training rows (none in older exports)."""
+        num_users = int(self.manifest.get("saved_model", {}).get("num_users", 0))
+        info = self.manifest.get("cold_users") or {}
+        path = self.path / info["path"] if info.get("path") else None
+        if path is not None and path.is_file():
+            return np.load(path).astype(bool)
+        return np.zeros(num_users, bool)
+
     def _expect_invalid(self, name: str, fn: Any, **kwargs: Any) -> None:
         try:
             fn(**kwargs)
@@ -200,6 +260,7 @@ class ExportChecker:
         if np.any(np.diff(scores, axis=1) > 0):
             self.fail("serving_default scores are not sorted best first")
         valid = out["item_ids"] >= 0
+        valid &= ~self._cold()[users][:, None]  # cold users score by popularity
         position = {int(item): row for row, item in enumerate(ids)}
         rows = np.vectorize(lambda item: position.get(int(item), 0))(out["item_ids"])
         expected = np.einsum("bd,bkd->bk", user_vectors, table[rows])
@@ -295,6 +356,7 @@ class ExportChecker:
         ids = np.load(items_dir / "ids.npy")
         num_users = int(self.manifest.get("saved_model", {}).get("num_users", 0))
         users = np.unique(np.linspace(0, max(num_users - 1, 0), self.scann_users).astype(np.int64))
+        users = users[~self._cold()[users]]  # answered by popularity, not by their vectors
         loaded = tf.saved_model.load(str(self.path))
         queries = loaded.signatures["user_embedding"](user_id=tf.constant(users))["embedding"]
         queries = queries.numpy()
@@ -312,6 +374,11 @@ class ExportChecker:
 
     def run(self) -> dict[str, Any]:
         """Runs all checks; the report's ``ok`` is True when none failed."""
+        problems = verify_checksums(self.path, self.manifest)
+        self.report["checksums"] = {"files": len(self.manifest.get("checksums") or {}),
+                                    "problems": problems}
+        for problem in problems:
+            self.fail(f"integrity: {problem}")
         self.check_ops()
         served = None
         try:

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from adaptau_tf.export.check import resolve_saved_model_dir  # noqa: E402
+from adaptau_tf.export.check import resolve_saved_model_dir, verify_checksums  # noqa: E402
 
 BACKENDS = ("saved-model", "scann")
 
@@ -54,9 +54,19 @@ class Recommender:
         if not manifest.is_file():
             raise FileNotFoundError(f"{manifest} is missing: not an adaptau export")
         self.manifest = json.loads(manifest.read_text())
+        problems = verify_checksums(self.path, self.manifest)
+        if problems:
+            raise ValueError(f"{self.path}: the export does not match its manifest: "
+                             + "; ".join(problems))
         self.num_users = int(self.manifest["saved_model"]["num_users"])
         self.num_items = int(self.manifest["count"])
         self.model = tf.saved_model.load(str(self.path))
+        cold = self.manifest.get("cold_users") or {}
+        self.cold_policy = cold.get("policy", "popular")
+        self.cold = (np.load(self.path / cold["path"]).astype(bool) if cold.get("path")
+                     else np.zeros(self.num_users, bool))
+        popularity = self.path / "items" / "popularity.npy"
+        self.popularity = np.load(popularity) if popularity.is_file() else None
         self.index = None
         self.seen_row_splits = self.seen_items = None
         if backend == "scann":
@@ -80,6 +90,9 @@ class Recommender:
             raise ValueError(
                 f"unknown user ids {bad.tolist()[:10]}: this export knows 0..{self.num_users - 1}"
             )
+        if self.cold_policy == "refuse" and self.cold[user_ids].any():
+            raise ValueError(f"users {user_ids[self.cold[user_ids]].tolist()[:10]} have no "
+                             "training rows and this export refuses them (--cold-users refuse)")
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, {self.num_items}], got {k}")
 
@@ -113,7 +126,11 @@ class Recommender:
             if self.seen_row_splits is not None:
                 seen = self.seen_items[self.seen_row_splits[user]:self.seen_row_splits[user + 1]]
             fetch = min(k + seen.shape[0], self.index.size)
-            found, found_scores = self.index.search(queries[row], fetch)
+            if self.cold[user] and self.popularity is not None:  # as serving_default does
+                order = np.argsort(-self.popularity, kind="stable")[:fetch]
+                found, found_scores = self.index.ids[order][None], self.popularity[order][None]
+            else:
+                found, found_scores = self.index.search(queries[row], fetch)
             keep = ~np.isin(found[0], seen)
             kept, kept_scores = found[0][keep][:k], found_scores[0][keep][:k]
             ids[row, :kept.shape[0]], scores[row, :kept.shape[0]] = kept, kept_scores

@@ -38,7 +38,13 @@ import tensorflow as tf
 
 from adaptau_tf.export.check import check_in_subprocess
 from adaptau_tf.export.scann_index import ScannIndex
-from adaptau_tf.export.serving_module import ServingModule, reference_topk, seen_table
+from adaptau_tf.export.serving_module import (
+    COLD_POLICIES,
+    ServingModule,
+    reference_topk,
+    seen_table,
+)
+from adaptau_tf.export.serving_module import cold_users as find_cold_users
 
 MANIFEST_FORMAT = 1
 REFERENCE_USERS = 64
@@ -82,6 +88,7 @@ def _write_export(
     build_scann: bool,
     scann_params: dict[str, Any] | None,
     extra: dict[str, Any],
+    cold_policy: str = "popular",
 ) -> dict[str, Any]:
     """Writes a complete export into ``target`` (an empty directory)."""
     users, items = (np.asarray(t.numpy() if hasattr(t, "numpy") else t, dtype=np.float32)
@@ -95,14 +102,21 @@ def _write_export(
         raise ValueError("model representations contain NaN or infinite values")
     item_ids = np.arange(items.shape[0], dtype=np.int64)
     row_splits = seen = None
+    known = np.concatenate([data.train, data.valid])
     if exclude_seen:
-        row_splits, seen = seen_table(np.concatenate([data.train, data.valid]), data.num_users)
-    module = ServingModule(users, items, item_ids, row_splits, seen)
+        row_splits, seen = seen_table(known, data.num_users)
+    cold = find_cold_users(known, data.num_users)
+    popularity = np.bincount(data.train[:, 1], minlength=data.num_items).astype(np.float32)
+    module = ServingModule(users, items, item_ids, row_splits, seen, cold, popularity,
+                           cold_policy=cold_policy)
     tf.saved_model.save(module, str(target), signatures=module.signatures())
 
     sample = np.unique(np.linspace(0, data.num_users - 1, REFERENCE_USERS).astype(np.int64))
+    if cold_policy == "refuse":
+        sample = sample[~cold[sample]]
     k = min(REFERENCE_K, data.num_items)
-    ref_rows, ref_scores = reference_topk(users, items, sample, k, row_splits, seen)
+    ref_rows, ref_scores = reference_topk(users, items, sample, k, row_splits, seen,
+                                          cold, popularity)
     ref_ids = np.where(np.isinf(ref_scores), -1, item_ids[ref_rows])
     (target / "assets.extra").mkdir()
     np.savez(target / "assets.extra" / "reference_topk.npz", user_ids=sample, k=np.int32(k),
@@ -112,8 +126,10 @@ def _write_export(
     items_dir.mkdir()
     np.save(items_dir / "embeddings.npy", items)
     np.save(items_dir / "ids.npy", item_ids)
+    np.save(items_dir / "popularity.npy", popularity)  # cold users' ranking
+    (target / "users").mkdir()
+    np.save(target / "users" / "cold_users.npy", cold)
     if exclude_seen:
-        (target / "users").mkdir()
         np.save(target / "users" / "seen_row_splits.npy", row_splits)
         np.save(target / "users" / "seen_items.npy", seen)
     scann_info: dict[str, Any] | None = None
@@ -146,6 +162,11 @@ def _write_export(
             for name in ("embeddings", "ids")
         },
         "scann": scann_info,
+        "cold_users": {"count": int(cold.sum()), "policy": cold_policy,
+                       "path": "users/cold_users.npy",
+                       "note": "users without training rows: their vectors were never trained; "
+                               "'popular' answers them with the most popular unseen items "
+                               "(scores = training counts), 'refuse' fails their requests"},
         "saved_model": {
             "signatures": sorted(module.signatures()),
             "num_users": int(data.num_users),
@@ -156,6 +177,11 @@ def _write_export(
         },
         **extra,
     }
+    # Every file but the manifest itself, relative to the version directory: what the
+    # checker, the recommender and the loader verify before they serve anything.
+    manifest["checksums"] = {
+        str(path.relative_to(target)): _sha256(path) for path in sorted(target.rglob("*"))
+        if path.is_file()}
     (items_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 
@@ -191,6 +217,7 @@ def export_model(
     overwrite: bool = False,
     check: bool = False,
     config: dict[str, Any] | None = None,
+    cold_users: str = "popular",
     before_publish: Callable[[Path], None] | None = None,
 ) -> Path:
     """Exports ``model`` to ``<export_dir>/<model_name>/<version>/`` atomically.
@@ -210,6 +237,8 @@ def export_model(
         check: run ``adaptau_tf.export.check`` in a fresh process before publishing; a
             failed check aborts the export.
         config: the training run's config, recorded in the manifest as ``run``.
+        cold_users: users without training rows: ``"popular"`` (answered with
+            the most popular unseen items) or ``"refuse"`` (their requests fail).
         before_publish: called with the temporary directory just before the
             rename (tests use it to simulate a failure mid-export).
 
@@ -235,12 +264,14 @@ def export_model(
     final = model_dir / str(version)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; pass another version or overwrite=True")
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    _remove_leftovers(model_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir))
     try:
         extra = {"model_name": model_name, "version": version}
         if config is not None:
             extra["run"] = config
-        _write_export(tmp, model, data, exclude_seen, build_scann, scann_params, extra)
+        _write_export(tmp, model, data, exclude_seen, build_scann, scann_params, extra,
+                      cold_policy=cold_users)
         if check:
             report = check_in_subprocess(tmp)
             if not report.get("ok"):
@@ -252,6 +283,27 @@ def export_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _remove_leftovers(model_dir: Path) -> None:
+    """Deletes the temporary directories of exports killed before they published
+    (``.tmp-<version>-<pid>-*`` whose process is gone)."""
+    for path in model_dir.glob(".tmp-*"):
+        parts = path.name.split("-")
+        pid = int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue  # another export is writing it now
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -286,6 +338,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="skip the fresh-process check before publishing")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--cold-users", choices=COLD_POLICIES, default="popular",
+                        help="users without training rows: popular (the most popular unseen "
+                             "items) or refuse (their requests fail)")
     return parser.parse_args(argv)
 
 
@@ -295,11 +350,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import adaptau_tf  # noqa: F401  (Keras 2 before the trainer imports tf.keras)
     from adaptau_tf.trainers.runs import load_run
 
-    run = load_run(args.run)
+    try:
+        run = load_run(args.run)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"adaptau-export: error: {error}", file=sys.stderr)
+        return 2
     path = export_model(
         run.model, run.data, args.export_dir, model_name=args.model_name,
         version=args.version, exclude_seen=args.exclude_seen, build_scann=args.build_scann,
         overwrite=args.overwrite, check=args.check, config=dict(run.config),
+        cold_users=args.cold_users,
     )
     print(path)
     return 0

@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+#: What the serving graph does with users that have no training rows.
+COLD_POLICIES: tuple[str, ...] = ("popular", "refuse")
+
 
 class ServingModule(tf.Module):
     """The serving graph: brute-force top-k over fixed, exported tables.
@@ -26,6 +29,14 @@ class ServingModule(tf.Module):
         seen_row_splits: ``[n + 1]`` int64 offsets into ``seen_items`` (``None``:
             nothing is excluded).
         seen_items: ``[P]`` int64 item rows to exclude per user.
+        cold_users: ``[n]`` bool, users without training rows (their vectors
+            were never trained); ``None``: none.
+        popularity: ``[m]`` float32 training rows per item: the cold users'
+            scores under ``cold_policy="popular"``.
+        cold_policy: ``"popular"``: a cold user gets the most popular unseen
+            items (``scores`` are then the items' training counts); ``"refuse"``:
+            a batch holding a cold user fails with ``InvalidArgument``, as one
+            with an unknown user does.
 
     Example:
         >>> module = ServingModule(users, items, np.arange(len(items)))
@@ -41,8 +52,13 @@ class ServingModule(tf.Module):
         item_ids: np.ndarray,
         seen_row_splits: np.ndarray | None = None,
         seen_items: np.ndarray | None = None,
+        cold_users: np.ndarray | None = None,
+        popularity: np.ndarray | None = None,
+        cold_policy: str = "popular",
     ) -> None:
         super().__init__(name="adaptau_serving")
+        if cold_policy not in COLD_POLICIES:
+            raise ValueError(f"cold_policy must be one of {COLD_POLICIES}, got {cold_policy!r}")
         if user_vectors.ndim != 2 or item_vectors.ndim != 2:
             raise ValueError(
                 f"user/item vectors must be 2-D, got {user_vectors.shape} and {item_vectors.shape}"
@@ -72,6 +88,16 @@ class ServingModule(tf.Module):
                 )
             self.seen_row_splits = variable(seen_row_splits, tf.int64, "seen_row_splits")
             self.seen_items = variable(seen_items, tf.int64, "seen_items")
+        cold = np.zeros(self.num_users, bool) if cold_users is None else np.asarray(cold_users)
+        if cold.shape != (self.num_users,):
+            raise ValueError(f"cold_users must be [{self.num_users}] bool, got {cold.shape}")
+        if popularity is None:
+            popularity = np.zeros(self.num_items, np.float32)
+        if np.shape(popularity) != (self.num_items,):
+            raise ValueError(f"popularity must be [{self.num_items}], got {np.shape(popularity)}")
+        self.cold_policy = cold_policy
+        self.cold_table = variable(cold, tf.bool, "cold_users")
+        self.popularity = variable(popularity, tf.float32, "item_popularity")
 
     def _checked_users(self, user_id: tf.Tensor) -> tf.Tensor:
         message = (
@@ -83,6 +109,11 @@ class ServingModule(tf.Module):
             tf.debugging.assert_less(user_id, tf.constant(self.num_users, tf.int64),
                                      message=message),
         ]
+        if self.cold_policy == "refuse":
+            checks.append(tf.debugging.assert_equal(
+                tf.reduce_any(tf.gather(self.cold_table, tf.clip_by_value(
+                    user_id, 0, self.num_users - 1))), False,
+                message="user_id has no training rows (cold user): this export refuses them"))
         with tf.control_dependencies(checks):
             return tf.identity(user_id)
 
@@ -111,6 +142,10 @@ class ServingModule(tf.Module):
         user_id = self._checked_users(user_id)
         queries = tf.gather(self.user_table, user_id)
         scores = tf.matmul(queries, self.item_table, transpose_b=True)
+        if self.cold_policy == "popular":  # cold users: the items' training counts
+            cold = tf.gather(self.cold_table, user_id)
+            scores = tf.where(cold[:, None], tf.broadcast_to(self.popularity, tf.shape(scores)),
+                              scores)
         if self.exclude_seen:
             starts = tf.gather(self.seen_row_splits, user_id)
             limits = tf.gather(self.seen_row_splits, user_id + 1)
@@ -151,6 +186,12 @@ class ServingModule(tf.Module):
         }
 
 
+def cold_users(pairs: np.ndarray, num_users: int) -> np.ndarray:
+    """``[n]`` bool: the users without a row in ``[P, 2]`` (user, item) pairs."""
+    return np.bincount(np.asarray(pairs, np.int64).reshape(-1, 2)[:, 0],
+                       minlength=num_users)[:num_users] == 0
+
+
 def seen_table(pairs: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR exclusion table from ``[P, 2]`` (user, item) pairs (duplicates dropped).
 
@@ -169,13 +210,18 @@ def reference_topk(
     k: int,
     row_splits: np.ndarray | None = None,
     seen: np.ndarray | None = None,
+    cold: np.ndarray | None = None,
+    popularity: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy top-k of ``users[user_ids] @ items.T`` with seen items masked.
+    """NumPy top-k of ``users[user_ids] @ items.T`` with seen items masked; the rows
+    of ``cold`` users score ``popularity`` instead (``cold_policy="popular"``).
 
     Returns:
         ``(rows [B, k] int64, scores [B, k] float32)``; ties go to the lower row.
     """
     scores = users[user_ids] @ items.T
+    if cold is not None and popularity is not None:
+        scores[cold[user_ids]] = popularity
     if row_splits is not None:
         for row, user in enumerate(user_ids):
             scores[row, seen[row_splits[user]:row_splits[user + 1]]] = -np.inf

@@ -79,6 +79,16 @@ def prepare_data(config: dict[str, Any]) -> InteractionData:
     return data
 
 
+def data_fingerprint(data: InteractionData) -> str:
+    """sha256 of the run's sizes and its train, validation and test pairs."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{data.num_users} {data.num_items}".encode())
+    for pairs in (data.train, data.valid, data.test):
+        digest.update(np.ascontiguousarray(pairs, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def memory_estimate(config: dict[str, Any], data: InteractionData) -> int:
     """Bytes the run's model needs at least: the tables with Adam's two slots, and
     for LightGCN the graph and the 4 propagated layers (forward and backward)."""
@@ -221,6 +231,14 @@ def load_run(output_dir: str | os.PathLike[str],
         raise ValueError(f"{config_path}: the data passed has {data.num_users} users, "
                          f"{data.num_items} items, {len(data.train)} training rows; the run "
                          f"had {config['num_users']}, {config['num_items']}, {config['num_train']}")
+    recorded_data = output / "data.json"
+    if recorded_data.exists():
+        expected = json.loads(recorded_data.read_text())["sha256"]
+        if data_fingerprint(data) != expected:
+            raise ValueError(
+                f"{output}: its data ({config['data']}) changed since the run was trained: "
+                "the seen-item table and every id would be wrong; retrain, or restore the "
+                "training files")
     model = make_model(config, data)
     model.load_weights(str(output / "weights" / "model")).expect_partial()
     return TrainedRun(model=model, data=data, config=config)

@@ -56,7 +56,14 @@ from adaptau_tf.trainers.distribute import (
 from adaptau_tf.trainers.presets import PRESETS, PresetArgumentParser, preset_help
 from adaptau_tf.trainers.resume import check_resume, extend_finished_run, resumed_epoch
 from adaptau_tf.trainers.run_files import Stopwatch, write_json
-from adaptau_tf.trainers.runs import evaluators, load_run, make_model, prepare_data, warm_start
+from adaptau_tf.trainers.runs import (
+    data_fingerprint,
+    evaluators,
+    load_run,
+    make_model,
+    prepare_data,
+    warm_start,
+)
 
 PROTOCOLS: tuple[str, ...] = ("honest", "paper")
 JIT_CHOICES: tuple[str, ...] = ("auto", "on", "off")
@@ -252,6 +259,7 @@ def _train(
     # Written once the data, the model and the evaluators are built: a start that
     # fails before this point leaves no config.json refusing the corrected command.
     write_json(write_dir / "config.json", config)
+    write_json(write_dir / "data.json", {"sha256": data_fingerprint(data)})
     prefix = "val_" if args.protocol == "honest" else "test_"
     callbacks: list[tf.keras.callbacks.Callback] = []
     if model.task.strategy.adaptive:
