@@ -1,10 +1,12 @@
-"""Train-step time of MF at Gowalla's size: sampled-negative layouts, paths, XLA.
+"""Train-step time of MF at ML-1M's and Gowalla's sizes: negatives layouts, paths, XLA.
 
 One ``model.fit`` step of the reference recipe's MF (batch 2048, d 64, message
-dropout 0.1, l2 1e-9, Adap-τ, reference loss form) on Gowalla's user and item
-counts, for each negatives layout (``sampled:1024x32``: 32 draws, ours;
-``sampled:1024x2048``: one draw per row, the reference code's), each item path
-and with and without XLA (``compile(jit_compile=...)``):
+dropout 0.1, l2 1e-9, Adap-τ, reference loss form) on ML-1M's and Gowalla's
+user and item counts, for each negatives layout (``sampled:1024``: one draw
+shared by the batch; ``sampled:1024x32``: 32 draws, ours;
+``sampled:1024x2048``: one draw per row, the reference code's, Gowalla only),
+each item path (``item_path``) and with and without XLA
+(``compile(jit_compile=...)``):
 
 * ``gathered``: gather the ``G·M`` drawn rows, normalise them and square them
   for the L2 term (the only path before commit 84ae6d1);
@@ -12,9 +14,10 @@ and with and without XLA (``compile(jit_compile=...)``):
   draw counts (``RetrievalModel.dense_item_gradient``, what the model does
   when ``G·M >= m``).
 
-Both paths are timed for both layouts (the model itself picks one, marked in
-the table); ``adaptau-train --jit-compile auto`` turns XLA on exactly for the
-table path.
+Every path is timed for every layout; ``item_path="auto"`` picks one (marked
+in the table) and ``adaptau-train --jit-compile auto`` turns XLA on exactly for
+the table path: the rule is right where the marked row with XLA as auto sets it
+is the fastest of its layout.
 
 Random (user, item) batches of the real sizes: the time of a step does not
 depend on which ids it holds. Prints and writes ``results/step_time.{json,md}``
@@ -48,25 +51,10 @@ from adaptau_tf.models.factory import parse_negatives  # noqa: E402
 from adaptau_tf.tasks import AdaptiveRetrieval  # noqa: E402
 from benchmarks.reporting import markdown_table, write_results  # noqa: E402
 
-GOWALLA_USERS, GOWALLA_ITEMS, BATCH = 29858, 40981, 2048
-TRAIN_ROWS = 810128
+BATCH = 2048
+#: (users, items, training rows) of the two data sets.
+SIZES = {"ml-1m": (6022, 3043, 796244), "gowalla": (29858, 40981, 810128)}
 PATHS = ("gathered", "table")
-
-
-class GatheredMF(MatrixFactorization):
-    """MF forced onto the gathered path (normalise and square the G·M drawn rows)."""
-
-    @property
-    def dense_item_gradient(self) -> bool:
-        return False
-
-
-class TableMF(MatrixFactorization):
-    """MF forced onto the table path (normalise the table once, count draws)."""
-
-    @property
-    def dense_item_gradient(self) -> bool:
-        return True
 
 
 class StepTimer(tf.keras.callbacks.Callback):
@@ -83,26 +71,32 @@ class StepTimer(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def time_step(negatives: str, path: str, jit: bool, steps: int, warmup: int) -> dict[str, Any]:
-    """Median milliseconds of one train step for a layout, a path and XLA on/off."""
+def time_step(dataset: str, negatives: str, path: str, jit: bool, steps: int,
+              warmup: int) -> dict[str, Any]:
+    """Median milliseconds of one train step for a size, a layout, a path and XLA on/off."""
+    num_users, num_items, train_rows = SIZES[dataset]
     num_negatives, groups = parse_negatives(negatives)
-    model_class = GatheredMF if path == "gathered" else TableMF
-    task = AdaptiveRetrieval(GOWALLA_USERS, strategy="adap-tau", loss_form="reference")
-    model = model_class(GOWALLA_USERS, GOWALLA_ITEMS, task=task, num_negatives=num_negatives,
-                        negative_groups=groups, l2=1e-9, message_dropout=0.1, seed=0)
-    default = MatrixFactorization.dense_item_gradient.fget(model) == (path == "table")
+
+    def build(item_path: str) -> MatrixFactorization:
+        task = AdaptiveRetrieval(num_users, strategy="adap-tau", loss_form="reference")
+        return MatrixFactorization(num_users, num_items, task=task,
+                                   num_negatives=num_negatives, negative_groups=groups,
+                                   l2=1e-9, message_dropout=0.1, seed=0, item_path=item_path)
+
+    model = build(path)
+    default = build("auto").dense_item_gradient == (path == "table")
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-4), jit_compile=jit)
     rng = np.random.default_rng(0)
     rows = (warmup + steps) * BATCH
-    pairs = (rng.integers(0, GOWALLA_USERS, rows), rng.integers(0, GOWALLA_ITEMS, rows))
+    pairs = (rng.integers(0, num_users, rows), rng.integers(0, num_items, rows))
     timer = StepTimer()
     model.fit(tf.data.Dataset.from_tensor_slices(pairs).batch(BATCH), epochs=1, verbose=0,
               callbacks=[timer])
     ms = 1000 * statistics.median(timer.seconds[warmup:])
-    steps_per_epoch = -(-TRAIN_ROWS // BATCH)
-    return {"negatives": negatives, "path": path, "jit": jit, "default_path": default,
-            "ms_per_step": ms,
-            "gowalla_train_minutes_per_epoch": ms * steps_per_epoch / 60000,
+    steps_per_epoch = -(-train_rows // BATCH)
+    return {"dataset": dataset, "negatives": negatives, "path": path, "jit": jit,
+            "default_path": default, "auto_xla": default and path == "table",
+            "ms_per_step": ms, "train_seconds_per_epoch": ms * steps_per_epoch / 1000,
             "first_step_seconds": timer.seconds[0]}
 
 
@@ -113,25 +107,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     tf.keras.utils.set_random_seed(0)
     runs = []
-    # 32 draws (ours), one draw per row (the reference code's).
-    for negatives in ("sampled:1024x32", f"sampled:1024x{BATCH}"):
-        for path in PATHS:
-            for jit in (False, True):
-                run = time_step(negatives, path, jit, args.steps, args.warmup)
-                print(run, flush=True)
-                runs.append(run)
-    payload = {"users": GOWALLA_USERS, "items": GOWALLA_ITEMS, "batch_size": BATCH,
-               "steps": args.steps, "warmup_steps": args.warmup, "runs": runs}
+    layouts = {"ml-1m": ("sampled:1024", "sampled:1024x32"),
+               "gowalla": ("sampled:1024", "sampled:1024x32", f"sampled:1024x{BATCH}")}
+    for dataset, negatives_list in layouts.items():
+        for negatives in negatives_list:
+            for path in PATHS:
+                for jit in (False, True):
+                    run = time_step(dataset, negatives, path, jit, args.steps, args.warmup)
+                    print(run, flush=True)
+                    runs.append(run)
+    verdicts = []
+    for dataset, negatives_list in layouts.items():
+        for negatives in negatives_list:
+            mine = [r for r in runs if (r["dataset"], r["negatives"]) == (dataset, negatives)]
+            chosen = next(r for r in mine if r["default_path"] and r["jit"] == r["auto_xla"])
+            fastest = min(mine, key=lambda r: r["ms_per_step"])
+            verdicts.append({"dataset": dataset, "negatives": negatives,
+                             "auto_ms": chosen["ms_per_step"],
+                             "fastest_ms": fastest["ms_per_step"],
+                             "fastest": f"{fastest['path']}, XLA "
+                                        f"{'on' if fastest['jit'] else 'off'}",
+                             "auto_is_fastest": chosen is fastest})
+    payload = {"sizes": SIZES, "batch_size": BATCH, "steps": args.steps,
+               "warmup_steps": args.warmup, "runs": runs, "auto": verdicts}
     table = markdown_table(
-        ["negatives", "item path", "the model's path", "XLA", "ms / step",
-         "train min / Gowalla epoch"],
-        [[r["negatives"], r["path"], "yes" if r["default_path"] else "",
+        ["data", "negatives", "item path", "auto's path", "XLA", "ms / step",
+         "train s / epoch"],
+        [[r["dataset"], r["negatives"], r["path"], "yes" if r["default_path"] else "",
           "on" if r["jit"] else "off", round(r["ms_per_step"]),
-          r["gowalla_train_minutes_per_epoch"]] for r in runs])
+          round(r["train_seconds_per_epoch"], 1)] for r in runs])
+    auto = markdown_table(
+        ["data", "negatives", "auto (path + XLA) ms", "fastest", "fastest ms", "auto fastest"],
+        [[v["dataset"], v["negatives"], round(v["auto_ms"]), v["fastest"],
+          round(v["fastest_ms"]), "yes" if v["auto_is_fastest"] else "**no**"]
+         for v in verdicts])
     write_results("step_time", payload,
-                  "# MF train-step time at Gowalla's size\n\n" + table
-                  + f"\n\nMedian of the timed steps. The epoch column: {TRAIN_ROWS:,} "
-                  "training rows (Gowalla) at that median, training only (no evaluation).\n")
+                  "# MF train-step time at ML-1M's and Gowalla's sizes\n\n" + table
+                  + "\n\nMedian of the timed steps; the epoch column is the training rows "
+                  "of the data set at that median, training only (no evaluation).\n\n"
+                  "What item_path='auto' and --jit-compile auto choose, against the fastest "
+                  "measured:\n\n" + auto + "\n")
     return payload
 
 

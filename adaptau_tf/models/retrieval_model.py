@@ -16,6 +16,8 @@ from adaptau_tf.tasks.adaptive_retrieval import AdaptiveRetrieval, global_batch_
 
 # How a trained model ranks items: see RetrievalModel's ``score`` argument.
 SCORES: tuple[str, ...] = ("cosine", "dot")
+# How a step handles the sampled negatives' item rows: see ``item_path``.
+ITEM_PATHS: tuple[str, ...] = ("auto", "table", "gathered")
 
 
 class RetrievalModel(tfrs.Model):
@@ -67,6 +69,13 @@ class RetrievalModel(tfrs.Model):
             row's own positive is left as is), held in the
             non-trainable ``item_sampling_probability`` ``[m]`` (uniform until
             :meth:`set_item_sampling_probability`). In-batch negatives only.
+        item_path: how a step with sampled negatives handles their rows (the
+            same loss and gradient either way, up to float rounding):
+            ``"table"`` normalises the ``[m, d]`` item table once, gathers from
+            it and weights the L2 term by draw counts (a dense item gradient);
+            ``"gathered"`` gathers, normalises and squares the ``G·M`` drawn
+            rows; ``"auto"`` takes the one ``benchmarks/step_time.py`` measured
+            faster (see :attr:`dense_item_gradient`).
         score: the ranking rule of :meth:`compute_representations` (evaluation,
             export, serving): ``"cosine"`` ranks the towers' normalised vectors
             (the vectors the loss sees); ``"dot"`` ranks the inner product of
@@ -93,9 +102,12 @@ class RetrievalModel(tfrs.Model):
         seed: int | None = None,
         sampling_correction: bool = False,
         score: str = "cosine",
+        item_path: str = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if item_path not in ITEM_PATHS:
+            raise ValueError(f"item_path must be one of {ITEM_PATHS}, got {item_path!r}")
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         for name, value in (("num_users", num_users), ("num_items", num_items),
@@ -137,6 +149,7 @@ class RetrievalModel(tfrs.Model):
         self.seed = seed
         self.sampling_correction = bool(sampling_correction)
         self.score = score
+        self.item_path = item_path
         self.user_embedding = tf.keras.layers.Embedding(
             num_users, embedding_dim,
             embeddings_initializer=tf.keras.initializers.GlorotUniform(seed=seed),
@@ -308,19 +321,23 @@ class RetrievalModel(tfrs.Model):
 
     @property
     def dense_item_gradient(self) -> bool:
-        """Whether a step's sampled negatives cover the catalogue (``G·M >= m``).
+        """Whether a step takes the table path (``item_path``).
 
-        Then :meth:`compute_loss` normalises the whole item table once and the
+        On it :meth:`compute_loss` normalises the whole item table once and the
         L2 term counts each item's draws, instead of normalising and squaring
-        ``G·M`` gathered rows: the same loss and gradient, and the item table's
-        gradient is one dense ``[m, d]`` tensor. With the reference code's
-        per-row draws (``G = B = 2048``, ``M = 1024``) on Gowalla's 41k items
-        that is the difference between gathering, normalising and
-        deduplicating 2M rows per step and handling 41k.
+        the ``G·M`` gathered rows: the same loss and gradient, and the item
+        table's gradient is one dense ``[m, d]`` tensor. ``"auto"`` takes it
+        when a step's draws reach a quarter of the catalogue (``4·G·M >= m``):
+        ``benchmarks/results/step_time.md`` measured it faster there (with XLA,
+        which ``--jit-compile auto`` then turns on) on ML-1M and Gowalla, and
+        the gathered path faster for one shared draw of 1024 on Gowalla.
+        In-batch negatives have no drawn rows (``False``).
         """
-        if self.num_negatives is None:
+        if self.num_negatives is None or self.item_path == "gathered":
             return False
-        return self.num_negatives * self.negative_groups >= self.num_items
+        if self.item_path == "table":
+            return True
+        return 4 * self.num_negatives * self.negative_groups >= self.num_items
 
     def sample_negatives(self) -> tf.Tensor:
         """This step's negatives from :class:`~adaptau_tf.layers.UniformNegatives`:
@@ -358,6 +375,7 @@ class RetrievalModel(tfrs.Model):
             "seed": self.seed,
             "sampling_correction": self.sampling_correction,
             "score": self.score,
+            "item_path": self.item_path,
         }
 
 
