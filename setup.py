@@ -44,6 +44,7 @@ setup(
             "adaptau-grid-search=adaptau_tf.trainers.grid_search:main",
             "adaptau-report=adaptau_tf.trainers.report:main",
             "adaptau-export=adaptau_tf.export.saved_model:main",
+            "adaptau-export-two-tower=adaptau_tf.export.two_tower:main",
             "adaptau-check-export=adaptau_tf.export.check:main",
             "adaptau-recommend=adaptau_tf.export.recommend:main",
         ],

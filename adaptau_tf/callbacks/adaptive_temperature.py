@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from adaptau_tf.callbacks.chief_values import from_chief
+from adaptau_tf.callbacks.refresh_inputs import (
+    NORM_TOLERANCE,
+    candidate_moments,
+    check_unit_norms,
+    log_writers_before,
+)
 from adaptau_tf.callbacks.serializable_callback import SerializableCallback
 from adaptau_tf.temperature import closed_form
+from adaptau_tf.temperature.streaming import statistics_from_sums
 
 ESTIMATORS: tuple[str, ...] = ("mean", "mean-variance")
 
@@ -21,52 +30,67 @@ class AdaptiveTemperature(SerializableCallback):
 
     At ``on_epoch_begin`` it
 
-    1. takes the model's current normalised representations
-       (``model.compute_representations(score="cosine")``: the propagated
-       ones for LightGCN, whatever the model's ranking rule) and the active
-       users' training pairs, and computes
-       ``μ+, μ, σ+², σ²`` (:func:`~adaptau_tf.temperature.closed_form.score_statistics`);
-    2. sets τ0 by the mean or the mean-and-variance estimator (ALGORITHM.md
-       §2), or by the warm-up prior ``prior_gap / log(|A| m / (2|D_A|))`` for the
-       first ``warmup_epochs`` epochs. After the warm-up the data-driven value
-       is taken only once it is trustworthy: while ``μ+ − μ < min_gap`` (the
-       model does not yet separate its positives) the previous τ0 (the prior,
-       at first) is kept, as is a non-finite or non-positive result; τ0 is
-       clamped to ``tau0_range``. ``tau0_accepted`` (1/0) logs which happened;
+    1. computes τ0's score statistics ``μ+, μ, σ+², σ²`` (ALGORITHM.md §2) by
+       one of two paths:
+
+       * **table path** (``train_pairs`` given): from the model's current
+         normalised representations (``model.compute_representations()``,
+         ``score="cosine"`` for a model with a ranking rule: the propagated
+         vectors for LightGCN) and the active users' training pairs
+         (:func:`~adaptau_tf.temperature.closed_form.score_statistics`);
+       * **table-free path** (``train_pairs=None``, for feature two-tower
+         models that have no user table): from the sums the retrieval layer
+         gathered over the previous epoch's training batches (positive scores;
+         queries dotted with the candidates' mean ``ē`` and second moment
+         ``C``, computed here from ``candidates`` at every epoch start;
+         :mod:`adaptau_tf.temperature.streaming`), active users counted from
+         the batches' user ids. Without user ids every user counts as active.
+         With weights that do not move during an epoch the two paths agree
+         exactly; during training these are averages over the epoch's steps.
+         Epoch 1 has no batches behind it and keeps the task's initial τ;
+    2. sets τ0 by the mean or the mean-and-variance estimator, or by the
+       warm-up prior ``prior_gap / log(|A| m / (2|D_A|))`` for the first
+       ``warmup_epochs`` epochs. After the warm-up the data-driven value is
+       taken only while ``μ+ − μ >= min_gap``; otherwise, or when it is not
+       finite and positive, the previous τ0 is kept; τ0 is clamped to
+       ``tau0_range``. ``tau0_accepted`` (1/0) logs which happened;
     3. for a per-user strategy (Adap-τ), turns the previous epoch's per-user
        mean loss at τ = 1 (accumulated by the retrieval layer) into ``τ_u`` with
        the Lambert-W closed form (§3); users without rows get τ0;
-    4. assigns the retrieval layer's variables and resets its accumulators.
+    4. assigns the retrieval layer's variables, resets its accumulators and
+       reports the refresh to it (the layer warns when it trains an epoch
+       without one).
+
+    Checks, failing early: the model's ``task`` is an ``AdaptiveRetrieval``
+    with an adaptive strategy and as many users as given here; its vectors
+    are unit length (the representations, the candidates, the first batch's
+    queries: median ``|norm − 1| <= norm_tolerance``, else an error quoting
+    the norms); ``num_items`` equals the number of candidates. A log writer
+    (``CSVLogger``, ``TensorBoard``, ``CSVHistory``) placed *before* this
+    callback writes each epoch's logs before τ is added to them: a warning
+    says so at the start of ``fit``.
 
     It writes ``tau0``, ``tau_u_min``, ``tau_u_p10``, ``tau_u_p50``,
-    ``tau_u_p90``, ``tau_u_max``, ``mu_pos``, ``mu``, ``tau0_accepted`` and
-    ``tau_refresh_seconds`` (the values used during the epoch) into the epoch's
-    ``logs``, so they reach ``history``, ``CSVLogger`` and ``TensorBoard``:
-    place this callback *before* those in the callback list.
+    ``tau_u_p90``, ``tau_u_max``, ``mu_pos``, ``mu`` (NaN when unknown),
+    ``tau0_accepted`` and ``tau_refresh_seconds`` into the epoch's ``logs``.
 
-    All its state lives in the model's weights (the τ variables and the
-    accumulators), so ``BackupAndRestore`` resumes it exactly.
-
-    Under ``tf.distribute`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``)
-    the callback runs in every worker process, in cross-replica context:
-    reading the ``ON_READ``/``SUM`` accumulators gives their sum over all
-    replicas (with several workers, an all-reduce every worker takes part in),
-    the representations are the mirrored weights, and assigning the τ
-    variables writes every local replica's copy. With several workers the
-    chief's τ0 and τ_u are broadcast to the others before they are assigned,
-    so τ is bitwise identical on every replica even if the workers' floating
-    point differs (e.g. different CPUs). Resetting the accumulators zeroes
-    every replica's copy.
+    Its state lives in the model's weights (τ, accumulators; ``ē`` and ``C``
+    are recomputed each epoch), so ``BackupAndRestore`` resumes it exactly.
+    Under ``tf.distribute`` it runs in every worker, in cross-replica context:
+    accumulators read as their sum over replicas, and with several workers the
+    chief's τ0 and τ_u are broadcast before they are assigned.
 
     Args:
-        train_pairs: ``[P, 2]`` int training (user, item) pairs.
-        num_users: ``n``.
-        num_items: ``m``.
+        train_pairs: ``[P, 2]`` int training (user, item) index pairs (table
+            path), or ``None`` (table-free path).
+        num_users: ``n`` (required with ``train_pairs``; otherwise, if given,
+            checked against the task).
+        num_items: ``m`` (required with ``train_pairs``; otherwise, if given,
+            checked against the number of candidates).
         estimator: ``"mean"`` (default, as the reference code) or
             ``"mean-variance"``.
-        warmup_epochs: epochs that use the prior gap (the reference code's W;
-            1 by default: at random initialisation μ+ ≈ μ and the closed form
-            is meaningless; the published recipes use 100).
+        warmup_epochs: epochs that use the prior gap (1 by default; the
+            published recipes use 100).
         prior_gap: the warm-up value of ``μ+ − μ`` (0.7).
         activity_quantile: users above this quantile of training counts are
             active (0.2).
@@ -74,22 +98,29 @@ class AdaptiveTemperature(SerializableCallback):
         margin: ``m_u``: ``"mean"`` or a quantile in ``[0, 1]``.
         tau0_range: ``(low, high)`` clamp of τ0.
         min_gap: the smallest ``μ+ − μ`` at which the data-driven τ0 is taken
-            (0.1: a model that scores its positives barely above a random
-            pair, e.g. after one epoch at a low learning rate, would get a τ0
-            of a few hundredths and collapse; 0 is the reference code's rule).
+            (0.1; 0 is the reference code's rule).
         verbose: print the temperatures at every refresh when > 0.
+        candidates: table-free path: a batched ``tf.data.Dataset`` of
+            candidate embeddings, of ``(ids, embeddings)``, or of the candidate
+            tower's raw inputs (with ``candidate_model``), as
+            ``tfrs.metrics.FactorizedTopK`` takes.
+        candidate_model: the candidate tower, when ``candidates`` holds raw
+            inputs.
+        norm_tolerance: accepted median ``|norm − 1|`` of the vectors.
         **kwargs: accepted for serialisation symmetry.
 
     Example:
-        >>> callback = AdaptiveTemperature(data.train, data.num_users, data.num_items)
-        >>> model.fit(dataset, epochs=50, callbacks=[callback, csv_logger])
+        >>> model.fit(dataset, epochs=50, callbacks=[  # table path: id-based models
+        ...     AdaptiveTemperature(data.train, data.num_users, data.num_items), csv_logger])
+        >>> model.fit(train, epochs=3, callbacks=[  # table-free: any two-tower tfrs.Model
+        ...     AdaptiveTemperature(candidates=movies.batch(128), candidate_model=movie_model)])
     """
 
     def __init__(
         self,
-        train_pairs: np.ndarray,
-        num_users: int,
-        num_items: int,
+        train_pairs: np.ndarray | None = None,
+        num_users: int | None = None,
+        num_items: int | None = None,
         estimator: str = "mean",
         warmup_epochs: int = 1,
         prior_gap: float = 0.7,
@@ -99,6 +130,9 @@ class AdaptiveTemperature(SerializableCallback):
         tau0_range: tuple[float, float] = closed_form.DEFAULT_TAU0_RANGE,
         min_gap: float = 0.1,
         verbose: int = 0,
+        candidates: tf.data.Dataset | None = None,
+        candidate_model: Any = None,
+        norm_tolerance: float = NORM_TOLERANCE,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -112,17 +146,10 @@ class AdaptiveTemperature(SerializableCallback):
             raise ValueError(f"min_gap must be a finite number >= 0, got {min_gap!r}")
         if not two_beta > 0:
             raise ValueError(f"two_beta must be positive, got {two_beta!r}")
-        pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
-        if pairs.size == 0:
-            raise ValueError("train_pairs is empty")
-        if pairs.min() < 0 or pairs[:, 0].max() >= num_users or pairs[:, 1].max() >= num_items:
-            raise ValueError(
-                f"train_pairs hold ids outside [0, {num_users}) x [0, {num_items}): "
-                f"max user {pairs[:, 0].max()}, max item {pairs[:, 1].max()}, min {pairs.min()}"
-            )
-        self.train_pairs = pairs
-        self.num_users = num_users
-        self.num_items = num_items
+        if not norm_tolerance > 0:
+            raise ValueError(f"norm_tolerance must be positive, got {norm_tolerance!r}")
+        self.num_users = None if num_users is None else int(num_users)
+        self.num_items = None if num_items is None else int(num_items)
         self.estimator = estimator
         self.warmup_epochs = warmup_epochs
         self.prior_gap = float(prior_gap)
@@ -132,13 +159,49 @@ class AdaptiveTemperature(SerializableCallback):
         self.tau0_range = tuple(tau0_range)
         self.min_gap = float(min_gap)
         self.verbose = verbose
-        counts = np.bincount(pairs[:, 0], minlength=num_users)
-        active = closed_form.active_user_mask(counts, activity_quantile)
+        self.candidates = candidates
+        self.candidate_model = candidate_model
+        self.norm_tolerance = float(norm_tolerance)
+        self.train_pairs = None if train_pairs is None else self._table_inputs(train_pairs)
+        if train_pairs is None and candidates is None:
+            raise ValueError(
+                "AdaptiveTemperature needs train_pairs (with num_users and num_items, for "
+                "models with compute_representations()) or candidates (a tf.data.Dataset of "
+                "candidate embeddings, or of raw candidates with candidate_model=)"
+            )
+        self._epoch_logs: dict[str, float] = {}
+        self._check_query_norms = False
+        # The batch hook reads no logs: Keras need not convert them to NumPy per batch.
+        self._supports_tf_logs = True
+
+    def _table_inputs(self, train_pairs: np.ndarray) -> np.ndarray:
+        """Validates the table path's inputs; precomputes the active users' pairs."""
+        if self.num_users is None or self.num_items is None:
+            raise ValueError(
+                "train_pairs needs num_users and num_items, got "
+                f"num_users={self.num_users!r}, num_items={self.num_items!r}"
+            )
+        pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
+        if pairs.size == 0:
+            raise ValueError("train_pairs is empty")
+        if (pairs.min() < 0 or pairs[:, 0].max() >= self.num_users
+                or pairs[:, 1].max() >= self.num_items):
+            raise ValueError(
+                f"train_pairs hold ids outside [0, {self.num_users}) x [0, {self.num_items}): "
+                f"max user {pairs[:, 0].max()}, max item {pairs[:, 1].max()}, min {pairs.min()}"
+            )
+        counts = np.bincount(pairs[:, 0], minlength=self.num_users)
+        active = closed_form.active_user_mask(counts, self.activity_quantile)
         keep = active[pairs[:, 0]]
         self._active_users = tf.constant(np.flatnonzero(active), tf.int64)
         self._pair_users = tf.constant(pairs[keep, 0], tf.int64)
         self._pair_items = tf.constant(pairs[keep, 1], tf.int64)
-        self._epoch_logs: dict[str, float] = {}
+        return pairs
+
+    @property
+    def table_free(self) -> bool:
+        """Whether τ0's statistics come from the batches (no ``train_pairs``)."""
+        return self.train_pairs is None
 
     @classmethod
     def from_data(cls, data: Any, **kwargs: Any) -> AdaptiveTemperature:
@@ -157,25 +220,60 @@ class AdaptiveTemperature(SerializableCallback):
                 "AdaptiveTemperature refreshes adaptive strategies (adap-tau0, adap-tau); "
                 f"the model's strategy is {task.strategy.key!r}"
             )
-        if task.num_users != self.num_users:
+        if self.num_users is not None and task.num_users != self.num_users:
             raise ValueError(
                 f"callback built for {self.num_users} users, task has {task.num_users}"
             )
         return task
 
-    def refresh(self, epoch: int) -> dict[str, float]:
-        """Computes and assigns τ0 and τ_u for ``epoch``; returns the log values."""
-        task = self._task()
-        start = time.perf_counter()
+    def _table_statistics(self) -> closed_form.ScoreStatistics:
+        """Table path: the statistics of the model's current normalised representations."""
         if hasattr(self.model, "score"):  # a model with a ranking rule: the loss's vectors
             users, items = self.model.compute_representations(training=False, score="cosine")
         else:
             users, items = self.model.compute_representations(training=False)
-        stats = closed_form.score_statistics(
+        for name, vectors in (("user", users), ("item", items)):
+            check_unit_norms(name, tf.norm(vectors, axis=-1).numpy(), self.norm_tolerance)
+        return closed_form.score_statistics(
             users, items, self._pair_users, self._pair_items, self._active_users
         )
+
+    def _candidate_moments(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Table-free path: ``(ē, C, m)`` of the current candidate vectors, checked."""
+        mean, second, norms = candidate_moments(self.candidates, self.candidate_model)
+        check_unit_norms("candidate", norms, self.norm_tolerance)
+        if self.num_items is not None and norms.size != self.num_items:
+            raise ValueError(
+                f"callback built for num_items={self.num_items}, candidates hold {norms.size}"
+            )
+        return mean, second, int(norms.size)
+
+    def _set_candidate_moments(self, task: Any, mean: np.ndarray, second: np.ndarray) -> None:
+        """Gives the task this epoch's ``ē`` and ``C``; retraces a stale train step."""
+        first = not task.score_accumulator.enabled
+        with self.model.distribute_strategy.scope():
+            task.score_accumulator.set_candidate_moments(mean, second)
+        if first and getattr(self.model, "train_function", None) is not None:
+            # A train step traced before the accumulator existed would never feed it.
+            self.model.train_function = self.model.make_train_function(force=True)
+
+    def refresh(self, epoch: int) -> dict[str, float]:
+        """Computes and assigns τ0 and τ_u for ``epoch``; returns the log values."""
+        task = self._task()
+        start = time.perf_counter()
+        if self.table_free:
+            mean, second, num_candidates = self._candidate_moments()
+            stats = statistics_from_sums(
+                task.user_loss_count.numpy(), task.score_accumulator.user_sums.numpy(),
+                task.score_accumulator.totals.numpy(), num_candidates, task.num_users,
+                self.activity_quantile,
+            )
+        else:
+            stats = self._table_statistics()
         previous = float(1.0 / task.inverse_temperature.numpy())
-        if epoch < self.warmup_epochs:
+        if stats is None:  # table-free, no batch seen yet: keep the initial τ
+            candidate = math.nan
+        elif epoch < self.warmup_epochs:
             candidate = closed_form.warmup_tau0(
                 stats.num_active_users, stats.num_items, stats.num_active_pairs, self.prior_gap
             )
@@ -183,7 +281,8 @@ class AdaptiveTemperature(SerializableCallback):
             candidate = closed_form.tau0_mean(stats)
         else:
             candidate = closed_form.tau0_mean_variance(stats)
-        if epoch >= self.warmup_epochs and not stats.mu_pos - stats.mu >= self.min_gap:
+        if (stats is not None and epoch >= self.warmup_epochs
+                and not stats.mu_pos - stats.mu >= self.min_gap):
             candidate = math.nan  # not trustworthy yet: clamp_tau0 keeps the previous τ0
         tau0, accepted = closed_form.clamp_tau0(candidate, previous, self.tau0_range)
         if task.strategy.per_user:
@@ -195,11 +294,15 @@ class AdaptiveTemperature(SerializableCallback):
                 tau0, mean_loss, has_loss, margin=self.margin, two_beta=self.two_beta
             )
         else:
-            tau_u = np.full(self.num_users, tau0)
-        tau0, accepted, tau_u = _from_chief(self.model.distribute_strategy, tau0, accepted, tau_u)
+            tau_u = np.full(task.num_users, tau0)
+        tau0, accepted, tau_u = from_chief(self.model.distribute_strategy, tau0, accepted, tau_u)
         task.inverse_temperature.assign(1.0 / tau0)
         task.user_inverse_temperature.assign((1.0 / tau_u).astype(np.float32))
         task.reset_user_loss()
+        if self.table_free:
+            self._set_candidate_moments(task, mean, second)
+        if hasattr(task, "mark_refreshed"):
+            task.mark_refreshed()
         q = np.quantile(tau_u, [0.0, 0.1, 0.5, 0.9, 1.0])
         values = {
             "tau0": tau0,
@@ -208,12 +311,23 @@ class AdaptiveTemperature(SerializableCallback):
             "tau_u_p50": q[2],
             "tau_u_p90": q[3],
             "tau_u_max": q[4],
-            "mu_pos": stats.mu_pos,
-            "mu": stats.mu,
+            "mu_pos": math.nan if stats is None else stats.mu_pos,
+            "mu": math.nan if stats is None else stats.mu,
             "tau0_accepted": float(accepted),
             "tau_refresh_seconds": time.perf_counter() - start,
         }
         return {key: float(value) for key, value in values.items()}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        late = log_writers_before(self)
+        if late:
+            warnings.warn(
+                f"AdaptiveTemperature comes after {', '.join(late)} in model.fit's callbacks: "
+                "they write each epoch's logs before tau0 and tau_u are added, so tau will "
+                "not be logged there. Put AdaptiveTemperature first.",
+                stacklevel=2,
+            )
+        self._check_query_norms = self.table_free
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch_logs = self.refresh(epoch)
@@ -225,11 +339,40 @@ class AdaptiveTemperature(SerializableCallback):
                 f"mu+={v['mu_pos']:.4f} mu={v['mu']:.4f}"
             )
 
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Table-free path: after the first batch of a ``fit``, checks the query norms."""
+        if not self._check_query_norms:
+            return
+        totals = self.model.task.score_accumulator.totals.numpy().astype(np.float64)
+        if totals[0] == 0:
+            return
+        self._check_query_norms = False
+        mean = totals[5] / totals[0]
+        rms = math.sqrt(max(totals[6] / totals[0] - 2.0 * mean + 1.0, 0.0))
+        if rms > self.norm_tolerance:
+            raise ValueError(
+                "Adap-τ scores are cosines, but the query vectors of the first batch are not "
+                f"unit length: mean norm {mean:.4g}, root-mean-square distance to 1 {rms:.4g} "
+                f"over {int(totals[0])} rows. End the query tower with "
+                "adaptau_tf.layers.L2Normalization()."
+            )
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs.update(self._epoch_logs)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Raises:
+            NotImplementedError: for the table-free path, whose ``candidates``
+                dataset and ``candidate_model`` a config cannot hold.
+        """
+        if self.table_free:
+            raise NotImplementedError(
+                "a table-free AdaptiveTemperature holds a tf.data.Dataset of candidates "
+                "(and a candidate model), which a config cannot hold; rebuild it in code"
+            )
         return {
             "train_pairs": self.train_pairs.tolist(),
             "num_users": self.num_users,
@@ -243,30 +386,6 @@ class AdaptiveTemperature(SerializableCallback):
             "tau0_range": self.tau0_range,
             "min_gap": self.min_gap,
             "verbose": self.verbose,
+            "norm_tolerance": self.norm_tolerance,
         }
 
-
-def _from_chief(
-    strategy: tf.distribute.Strategy, tau0: float, accepted: bool, tau_u: np.ndarray
-) -> tuple[float, bool, np.ndarray]:
-    """The chief's ``(τ0, accepted, τ_u)`` on every worker of a multi-worker run.
-
-    A SUM all-reduce in which only the chief's first replica contributes the
-    values and every other replica zeros: the result is the chief's values
-    exactly. Outside multi-worker training the values are returned unchanged.
-    """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return tau0, accepted, tau_u
-    local_replicas = len(strategy.extended.worker_devices)
-    if strategy.num_replicas_in_sync <= local_replicas:  # a single worker
-        return tau0, accepted, tau_u
-    packed = np.concatenate([[tau0, float(accepted)], tau_u]).astype(np.float64)
-    contributes = [bool(strategy.extended.should_checkpoint)]  # the chief's first replica
-
-    def value(context: tf.distribute.experimental.ValueContext) -> tf.Tensor:
-        first, contributes[0] = contributes[0], False
-        return tf.constant(packed if first else np.zeros_like(packed))
-
-    values = strategy.experimental_distribute_values_from_function(value)
-    merged = strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None).numpy()
-    return float(merged[0]), bool(merged[1]), merged[2:]

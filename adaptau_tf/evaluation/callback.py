@@ -197,9 +197,13 @@ class RankingEvaluation(SerializableCallback):
             self._save_state()
 
     def _state_variables(self) -> list[tf.Variable]:
-        """The model's weights without its metrics' accumulators, in weight order."""
-        metric_ids = {id(v) for metric in self.model.metrics for v in metric.variables}
-        return [v for v in self.model.weights if id(v) not in metric_ids]
+        """The model's weights without bookkeeping (metrics' accumulators, layers
+        marked ``bookkeeping``), in weight order."""
+        skip = {id(v) for metric in self.model.metrics for v in metric.variables}
+        for module in self.model.submodules:
+            if getattr(module, "bookkeeping", False):
+                skip.update(id(v) for v in module.variables)
+        return [v for v in self.model.weights if id(v) not in skip]
 
     def _rule_metrics(self, own: dict[str, float]) -> dict[str, float]:
         """``{f"{rule}_{name}": value}`` for every rule of ``scores``."""

@@ -2,115 +2,114 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 
-from adaptau_tf.tasks import negatives
+from adaptau_tf.tasks.refresh_monitor import RefreshMonitor
+from adaptau_tf.tasks.score_accumulator import ScoreAccumulator
+from adaptau_tf.tasks.scores import global_batch_size, retrieval_scores, softmax_loss
 from adaptau_tf.temperature.factory import get_strategy
 from adaptau_tf.temperature.strategy import TemperatureStrategy
 
+__all__ = ["LOSS_FORMS", "REDUCTIONS", "AdaptiveRetrieval", "global_batch_size"]
+
 LOSS_FORMS: tuple[str, ...] = ("paper", "reference")
-
-# Logit given to masked negatives (accidental hits, the in-batch diagonal of the
-# reference form). Finite so that a row whose negatives are all masked gives a
-# finite loss instead of NaN.
-_MASK_LOGIT = -1e9
+REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 
 
-def global_batch_size(rows: tf.Tensor) -> tf.Tensor:
-    """Rows of the global batch: the replica's ``rows`` summed over replicas.
+def _positive_int(name: str, value: Any) -> int:
+    """``value`` as an int (NumPy ints included), or a ValueError quoting it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
-    ``tf.nn.compute_average_loss`` assumes every replica holds
-    ``global / num_replicas`` rows; when a global batch does not split evenly
-    (the last batch of an epoch) that divisor is wrong on every replica and
-    the summed loss drifts from the mean. Summing the actual row counts over
-    replicas (one scalar all-reduce) makes the loss the exact mean over the
-    global batch for any split.
 
-    Args:
-        rows: scalar int, the rows this replica holds.
-
-    Returns:
-        Scalar int64: the rows of the global batch (``rows`` itself outside
-        ``tf.distribute`` or with one replica).
-    """
-    rows = tf.cast(rows, tf.int64)
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return rows
-    # float32 all-reduce (every collective implementation supports it); exact
-    # for row counts below 2**24.
-    total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(rows, tf.float32))
-    return tf.cast(tf.round(total), tf.int64)
+def _gradient_recording() -> bool:
+    """Whether a ``GradientTape`` records (Keras's ``train_step`` wraps ``compute_loss`` in one)."""
+    try:
+        from tensorflow.python.eager import record
+    except ImportError:  # pragma: no cover  (older TF)
+        return False
+    return bool(record.could_possibly_record())
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
 class AdaptiveRetrieval(tf.keras.layers.Layer):
     """Softmax retrieval loss with a global and a per-user temperature.
 
-    Used like ``tfrs.tasks.Retrieval``: a model's ``compute_loss`` calls it with
-    query and positive-candidate embeddings (and here, also the batch's user
-    ids). Negatives are the batch's other positives (in-batch, TFRS's default)
-    or sampled items (``negative_embeddings``): one draw shared by the whole
-    batch (``[M, d]``, one ``[B, d] x [d, M]`` matmul) or G independent draws
-    (``[G, M, d]``, row ``b`` against draw ``b mod G``, a batched matmul).
+    Called like ``tfrs.tasks.Retrieval`` (same arguments, same order) from a
+    model's ``compute_loss``, with query and positive-candidate embeddings,
+    plus optionally the batch's integer user ids. Negatives are the batch's
+    other candidates (in-batch, TFRS's default; ``candidate_embeddings`` may
+    hold extra rows, negatives of every row) or sampled items
+    (``negative_embeddings``): one draw shared by the batch (``[M, d]``) or G
+    draws (``[G, M, d]``, row ``b`` against draw ``b mod G``).
 
     Per-row loss for a positive score ``s+`` and negative scores ``s_j``
-    (ALGORITHM.md §1), with ``g`` the global and ``t`` the user scale given by
-    the strategy (inverse temperatures):
+    (ALGORITHM.md §1), ``g`` and ``t`` the strategy's global and user inverse
+    temperatures: ``loss_form="paper"`` (default; a proper softmax
+    cross-entropy, equal to ``tfrs.tasks.Retrieval``'s for a fixed τ, and the
+    form the derivation of ``τ_u`` assumes) ``−t·s+ + log(exp(t·s+) + Σ_j
+    exp(t·s_j))``; ``"reference"`` ``−g·s+ + log Σ_j exp(t·s_j)`` (what produced
+    the published numbers).
 
-    * ``loss_form="paper"``: ``−t·s+ + log(exp(t·s+) + Σ_j exp(t·s_j))``;
-    * ``loss_form="reference"``: ``−g·s+ + log Σ_j exp(t·s_j)`` (the positive
-      scaled by τ0, not in the denominator: what produced the published
-      numbers).
+    **User ids.** With ``user_ids`` (``[B]`` ints in ``[0, num_users)``: for a
+    ``StringLookup`` its output, so ``num_users`` counts the OOV row) each row
+    uses its user's ``τ_u`` and training accumulates the per-user loss at τ = 1
+    that Adap-τ turns into ``τ_u``. Without them every row uses the global τ0
+    (Adap-τ0 behaviour, also for ``strategy="adap-tau"``) and no per-user loss
+    is accumulated; ``cu-tau`` needs them.
 
-    The default is ``"paper"``: it is a proper softmax cross-entropy (the
-    positive is in its own denominator, so the loss is bounded below by 0 and
-    coincides with ``tfrs.tasks.Retrieval`` for a fixed τ), and it is the
-    form the paper's derivation of ``τ_u`` assumes. ``"reference"`` is there to
-    reproduce the published numbers.
+    **Reduction.** ``"mean"`` (default): the mean of the per-row losses over
+    the global batch (weighted by ``sample_weight``), independent of batch
+    size and replica count (each replica returns ``Σ_local ℓ / B_global``,
+    exact for uneven splits, see :func:`global_batch_size`). ``"sum"``: the
+    sum ``Σ_b w_b ℓ_b``, the loss scale of ``tfrs.tasks.Retrieval`` (its
+    ``CategoricalCrossentropy(from_logits=True, reduction=SUM)``): use it to
+    keep an optimiser tuned on TFRS, e.g. the tutorial's Adagrad 0.1, whose
+    steps under the mean would be about ``B`` times smaller.
 
-    State (all created with ``add_weight``, saved with the model):
+    **Training.** ``training=True`` accumulates the statistics (per-user
+    losses; batch score sums for the table-free refresh, see
+    :class:`~adaptau_tf.tasks.score_accumulator.ScoreAccumulator`) and counts
+    the step for :class:`~adaptau_tf.tasks.refresh_monitor.RefreshMonitor`,
+    which warns when an adaptive strategy trains without
+    :class:`~adaptau_tf.callbacks.AdaptiveTemperature` refreshing it.
+    ``training=None`` (not passed, as in the TFRS tutorial's ``compute_loss``)
+    counts as training inside a ``GradientTape`` (Keras's ``train_step``).
 
-    * ``inverse_temperature``: scalar ``1/τ0`` (or ``1/τ`` for a fixed τ);
-    * ``user_inverse_temperature``: ``[num_users]`` ``1/τ_u``;
-    * ``user_loss_sum`` / ``user_loss_count``: ``[num_users]`` per-user sums of
-      the per-example loss at τ = 1 and row counts, accumulated during training
-      (``ON_READ``/``SUM``: reading them under ``tf.distribute`` gives the sum
-      over replicas). Only accumulated when the strategy is per-user, or when
-      ``track_user_loss=True``.
-
-    The loss is a mean over the (global) batch: it does not change with the
-    batch size or the number of replicas. Under ``tf.distribute`` each replica
-    returns its share ``Σ_local ℓ / B_global`` (``B_global`` summed over
-    replicas, so uneven splits are exact too, see :func:`global_batch_size`)
-    and the replicas' gradients are summed.
+    State (``add_weight``, saved with the model): ``inverse_temperature``
+    (``1/τ0``), ``user_inverse_temperature`` ``[num_users]`` (``1/τ_u``),
+    ``user_loss_sum`` / ``user_loss_count`` ``[num_users]`` (``ON_READ``/``SUM``:
+    read under ``tf.distribute`` as the sum over replicas), plus those of
+    ``score_accumulator`` and ``refresh_monitor``.
 
     Args:
-        num_users: number of users (size of the per-user state).
+        num_users: size of the per-user state (an int, NumPy ints included).
         strategy: a :class:`~adaptau_tf.temperature.TemperatureStrategy` or its
             key (``nonorm|fixed|c-tau|cu-tau|adap-tau0|adap-tau``). Default:
             ``"fixed"`` when ``temperature`` is given, else ``"adap-tau"``.
-        temperature: τ of a fixed strategy, or the initial τ of the others
-            (TFRS's argument).
+        temperature: τ of a fixed strategy, or the initial τ of the others.
         loss_form: ``"paper"`` (default) or ``"reference"``.
-        num_hard_negatives: keep only the this many highest-scoring negatives
-            per row (TFRS semantics); ``None`` keeps all.
+        num_hard_negatives: keep only this many highest-scoring negatives per
+            row (TFRS semantics); ``None`` keeps all.
         remove_accidental_hits: mask negatives whose id equals the row's
-            positive id (needs ``candidate_ids``).
-        track_user_loss: accumulate per-user losses even for a strategy that
-            does not need them (for analysis).
-        metrics: optional ``tfrs.metrics.FactorizedTopK`` updated when
-            ``compute_metrics`` is true (as in TFRS).
-        batch_metrics: optional Keras metrics updated with
-            ``(labels, scores)`` of the batch.
+            positive id (needs ``candidate_ids``, int or string).
+        track_user_loss: accumulate per-user losses for any strategy.
+        metrics: a ``tfrs.metrics.FactorizedTopK`` or a sequence of them,
+            updated when ``compute_metrics`` is true.
+        batch_metrics: Keras metrics updated with ``(labels, scores)`` of the
+            batch (column 0 the positive).
+        reduction: ``"mean"`` (default) or ``"sum"``.
         **kwargs: passed to ``tf.keras.layers.Layer``.
 
     Example:
-        >>> task = AdaptiveRetrieval(num_users=100, strategy="adap-tau")
-        >>> loss = task(query_embeddings, candidate_embeddings, user_ids=user_ids)
+        >>> task = AdaptiveRetrieval(num_users=len(vocabulary) + 1, strategy="adap-tau")
+        >>> loss = task(query_embeddings, candidate_embeddings,
+        ...             user_ids=user_lookup(features["user_id"]), training=training)
     """
 
     def __init__(
@@ -122,21 +121,19 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         num_hard_negatives: int | None = None,
         remove_accidental_hits: bool = False,
         track_user_loss: bool = False,
-        metrics: tf.keras.layers.Layer | None = None,
+        metrics: Any = None,
         batch_metrics: Sequence[tf.keras.metrics.Metric] | None = None,
+        reduction: str = "mean",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not (isinstance(num_users, int) and num_users > 0):
-            raise ValueError(f"num_users must be a positive int, got {num_users!r}")
+        num_users = _positive_int("num_users", num_users)
         if loss_form not in LOSS_FORMS:
             raise ValueError(f"loss_form must be one of {LOSS_FORMS}, got {loss_form!r}")
-        if num_hard_negatives is not None and not (
-            isinstance(num_hard_negatives, int) and num_hard_negatives > 0
-        ):
-            raise ValueError(
-                f"num_hard_negatives must be a positive int or None, got {num_hard_negatives!r}"
-            )
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if num_hard_negatives is not None:
+            num_hard_negatives = _positive_int("num_hard_negatives", num_hard_negatives)
         if isinstance(strategy, dict):
             strategy = tf.keras.utils.deserialize_keras_object(strategy)
         if strategy is None:
@@ -148,21 +145,20 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         self.num_hard_negatives = num_hard_negatives
         self.remove_accidental_hits = remove_accidental_hits
         self.track_user_loss = track_user_loss
-        self.factorized_metrics = metrics
+        if metrics is None:
+            metrics = []
+        self.factorized_metrics = list(metrics) if isinstance(metrics, Sequence) else [metrics]
         self.batch_metrics = list(batch_metrics or [])
+        self.reduction = reduction
 
         initial = 1.0 / self.strategy.initial_temperature()
         self.inverse_temperature = self.add_weight(
-            name="inverse_temperature",
-            shape=(),
+            name="inverse_temperature", shape=(), trainable=False,
             initializer=tf.keras.initializers.Constant(initial),
-            trainable=False,
         )
         self.user_inverse_temperature = self.add_weight(
-            name="user_inverse_temperature",
-            shape=(num_users,),
+            name="user_inverse_temperature", shape=(num_users,), trainable=False,
             initializer=tf.keras.initializers.Constant(initial),
-            trainable=False,
         )
         accumulator = {
             "shape": (num_users,),
@@ -173,121 +169,129 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         }
         self.user_loss_sum = self.add_weight(name="user_loss_sum", **accumulator)
         self.user_loss_count = self.add_weight(name="user_loss_count", **accumulator)
+        self.score_accumulator = ScoreAccumulator(num_users, name="score_accumulator")
+        self.refresh_monitor = RefreshMonitor(
+            f"AdaptiveRetrieval(strategy={self.strategy.key!r})", name="refresh_monitor"
+        )
 
     @property
     def accumulates_user_loss(self) -> bool:
-        """Whether training updates the per-user loss accumulators."""
+        """Whether training with user ids updates the per-user loss sums."""
         return bool(self.strategy.per_user or self.track_user_loss)
 
     def call(
         self,
         query_embeddings: tf.Tensor,
         candidate_embeddings: tf.Tensor,
-        user_ids: tf.Tensor,
         sample_weight: tf.Tensor | None = None,
         candidate_sampling_probability: tf.Tensor | None = None,
         candidate_ids: tf.Tensor | None = None,
+        compute_metrics: bool = True,
+        compute_batch_metrics: bool = True,
+        score_mask: tf.Tensor | None = None,
+        user_ids: tf.Tensor | None = None,
         negative_embeddings: tf.Tensor | None = None,
         negative_ids: tf.Tensor | None = None,
         negative_sampling_probability: tf.Tensor | None = None,
-        compute_metrics: bool = True,
-        compute_batch_metrics: bool = True,
         training: bool | None = None,
     ) -> tf.Tensor:
-        """Computes the mean loss of a batch.
+        """Computes the batch's loss (``tfrs.tasks.Retrieval.call``'s arguments first).
 
         Args:
-            query_embeddings: ``[B, d]`` user (query) vectors.
-            candidate_embeddings: ``[B, d]`` positive item vectors.
-            user_ids: ``[B]`` int user ids (index the per-user state).
-            sample_weight: optional ``[B]`` row weights (weighted mean).
-            candidate_sampling_probability: optional ``[B]`` sampling
-                probabilities of the in-batch candidates (logQ correction).
-            candidate_ids: optional ``[B]`` ids of the positives (accidental
-                hits).
-            negative_embeddings: optional sampled negatives, ``[M, d]`` shared
-                by every row or ``[G, M, d]`` (G draws, row ``b`` scored against
-                draw ``b mod G``: see :mod:`adaptau_tf.tasks.negatives`);
-                ``None`` means in-batch negatives.
-            negative_ids: ``[M]`` or ``[G, M]`` ids of the sampled negatives
-                (accidental hits).
-            negative_sampling_probability: optional ``[M]`` or ``[G, M]``
-                (logQ correction).
-            compute_metrics: update ``metrics`` (FactorizedTopK).
+            query_embeddings: ``[B, d]`` query vectors.
+            candidate_embeddings: ``[C, d]`` candidate vectors; row ``b < B`` is
+                row ``b``'s positive, in-batch the extra ``C - B`` rows are
+                negatives of every row (``C = B`` with sampled negatives).
+            sample_weight: ``[B]`` row weights.
+            candidate_sampling_probability: ``[C]`` sampling probabilities of
+                the in-batch candidates: each in-batch negative's logit loses
+                ``log p`` (logQ correction; the row's own positive is kept as
+                is, unlike TFRS which corrects it too).
+            candidate_ids: ``[C]`` int or string ids (accidental hits; ids of
+                the positives for ``metrics``).
+            compute_metrics: update ``metrics``.
             compute_batch_metrics: update ``batch_metrics``.
-            training: accumulate per-user losses when true.
+            score_mask: ``[B, N]`` bool; ``False`` drops that negative.
+            user_ids: ``[B]`` int user indices in ``[0, num_users)``, or None
+                (every row at τ0, see the class doc).
+            negative_embeddings: sampled negatives ``[M, d]`` or ``[G, M, d]``.
+            negative_ids: ``[M]`` or ``[G, M]`` their ids.
+            negative_sampling_probability: ``[M]`` or ``[G, M]`` (logQ).
+            training: accumulate statistics when true (None: see the class doc).
 
         Returns:
-            Scalar loss, the mean over the global batch.
+            Scalar loss: the mean (``reduction="mean"``) or sum over the batch.
         """
         query = tf.convert_to_tensor(query_embeddings)
-        positives = tf.convert_to_tensor(candidate_embeddings)
-        user_ids = tf.cast(tf.reshape(user_ids, [-1]), tf.int64)
-        positive_scores, negative_scores, negative_mask, log_q = self._scores(
-            query,
-            positives,
-            candidate_sampling_probability,
-            candidate_ids,
-            negative_embeddings,
-            negative_ids,
-            negative_sampling_probability,
-        )
-        per_example = self._scaled_loss(
-            user_ids, positive_scores, negative_scores, negative_mask, log_q
-        )
-        if training and self.accumulates_user_loss:
-            unit = tf.stop_gradient(
-                self._per_example_loss(positive_scores, negative_scores - log_q, negative_mask)
+        candidates = tf.convert_to_tensor(candidate_embeddings)
+        if query.shape.rank != 2:
+            raise ValueError(
+                f"query_embeddings must be [B, d] (multi-head queries are not supported), "
+                f"got shape {query.shape}"
             )
-            self._accumulate(user_ids, unit)
+        user_ids = self._user_ids(user_ids)
+        positive_scores, negative_scores, keep, log_q = retrieval_scores(
+            query, candidates, candidate_sampling_probability, candidate_ids,
+            negative_embeddings, negative_ids, negative_sampling_probability,
+            self.remove_accidental_hits, score_mask,
+        )
+        per_example = self._scaled_loss(user_ids, positive_scores, negative_scores, keep, log_q)
+        if training is None:
+            training = _gradient_recording()
+        if training:
+            self._accumulate(query, user_ids, positive_scores, negative_scores - log_q, keep)
 
+        weight = None
+        if sample_weight is not None:
+            weight = tf.cast(tf.reshape(sample_weight, [-1]), per_example.dtype)
         update_ops = []
-        if compute_metrics and self.factorized_metrics is not None:
-            update_ops.append(
-                self.factorized_metrics.update_state(
-                    query, positives, true_candidate_ids=candidate_ids
-                )
-            )
+        if compute_metrics:
+            positives = candidates[:tf.shape(query)[0]]
+            true_ids = None if candidate_ids is None else tf.reshape(candidate_ids, [-1])[
+                :tf.shape(query)[0]]
+            for metric in self.factorized_metrics:
+                update_ops.append(metric.update_state(
+                    query, positives, true_candidate_ids=true_ids, sample_weight=weight))
         if compute_batch_metrics and self.batch_metrics:
-            labels, scores = self._batch_scores(positive_scores, negative_scores)
+            scores = tf.concat([positive_scores[:, None], negative_scores], axis=1)
+            labels = tf.one_hot(tf.zeros_like(positive_scores, tf.int32), tf.shape(scores)[1])
             for metric in self.batch_metrics:
-                update_ops.append(metric.update_state(labels, scores))
+                update_ops.append(metric.update_state(labels, scores, sample_weight=weight))
         with tf.control_dependencies([op for op in update_ops if op is not None]):
+            if self.reduction == "sum":
+                return tf.reduce_sum(per_example if weight is None else weight * per_example)
             rows = global_batch_size(tf.shape(per_example)[0])
-            if sample_weight is not None:
-                weight = tf.cast(tf.reshape(sample_weight, [-1]), per_example.dtype)
-                return tf.nn.compute_average_loss(
-                    per_example, sample_weight=weight, global_batch_size=rows
-                )
-            return tf.nn.compute_average_loss(per_example, global_batch_size=rows)
+            return tf.nn.compute_average_loss(
+                per_example, sample_weight=weight, global_batch_size=rows
+            )
 
     def per_example_loss(
         self,
         query_embeddings: tf.Tensor,
         candidate_embeddings: tf.Tensor,
-        user_ids: tf.Tensor,
+        user_ids: tf.Tensor | None = None,
         negative_embeddings: tf.Tensor | None = None,
         unit_temperature: bool = False,
     ) -> tf.Tensor:
         """``[B]`` per-row losses (at the current temperatures, or at τ = 1)."""
-        user_ids = tf.cast(tf.reshape(user_ids, [-1]), tf.int64)
-        pos, neg, mask, log_q = self._scores(
-            tf.convert_to_tensor(query_embeddings),
-            tf.convert_to_tensor(candidate_embeddings),
-            None,
-            None,
-            negative_embeddings,
-            None,
-            None,
+        user_ids = self._user_ids(user_ids)
+        pos, neg, keep, log_q = retrieval_scores(
+            tf.convert_to_tensor(query_embeddings), tf.convert_to_tensor(candidate_embeddings),
+            negative_embeddings=negative_embeddings,
         )
         if unit_temperature:
-            return self._per_example_loss(pos, neg - log_q, mask)
-        return self._scaled_loss(user_ids, pos, neg, mask, log_q)
+            return self._softmax_loss(pos, neg - log_q, keep)
+        return self._scaled_loss(user_ids, pos, neg, keep, log_q)
 
     def reset_user_loss(self) -> None:
-        """Zeroes the per-user loss accumulators (called by the callback)."""
+        """Zeroes the per-epoch accumulators: per-user losses and score sums."""
         self.user_loss_sum.assign(tf.zeros_like(self.user_loss_sum))
         self.user_loss_count.assign(tf.zeros_like(self.user_loss_count))
+        self.score_accumulator.reset()
+
+    def mark_refreshed(self) -> None:
+        """Tells the refresh monitor that the temperatures were just refreshed."""
+        self.refresh_monitor.mark_refreshed()
 
     def temperatures(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Current ``(τ_global scalar, τ_u [num_users])`` of the strategy."""
@@ -295,92 +299,70 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             self.inverse_temperature, self.user_inverse_temperature
         )
 
-    def _scores(
-        self,
-        query: tf.Tensor,
-        positives: tf.Tensor,
-        candidate_sampling_probability: tf.Tensor | None,
-        candidate_ids: tf.Tensor | None,
-        negative_embeddings: tf.Tensor | None,
-        negative_ids: tf.Tensor | None,
-        negative_sampling_probability: tf.Tensor | None,
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Positive scores ``[B]``, negative scores ``[B, N]``, a keep-mask
-        ``[B, N]`` and the logQ correction (broadcastable to ``[B, N]``)."""
-        positive_scores = tf.reduce_sum(query * positives, axis=-1)
-        batch = tf.shape(query)[0]
-        grouped = False
-        if negative_embeddings is None:
-            negative_scores = tf.matmul(query, positives, transpose_b=True)
-            keep = tf.logical_not(tf.eye(batch, dtype=tf.bool))
-            ids, probability = candidate_ids, candidate_sampling_probability
-        else:
-            negative_embeddings = tf.convert_to_tensor(negative_embeddings)
-            grouped = negative_embeddings.shape.rank == 3
-            negative_scores = negatives.negative_scores(query, negative_embeddings)
-            keep = tf.ones_like(negative_scores, dtype=tf.bool)
-            ids, probability = negative_ids, negative_sampling_probability
-        if self.remove_accidental_hits:
-            if candidate_ids is None or ids is None:
+    def _user_ids(self, user_ids: tf.Tensor | None) -> tf.Tensor | None:
+        """``[B]`` int64 ids checked against ``[0, num_users)``, or None."""
+        if user_ids is None:
+            if getattr(self.strategy, "needs_user_ids", False):
                 raise ValueError(
-                    "remove_accidental_hits=True needs candidate_ids (and negative_ids "
-                    "with sampled negatives)"
+                    f"strategy {self.strategy.key!r} learns one temperature per user and "
+                    "needs user_ids"
                 )
-            hits = tf.equal(
-                tf.cast(tf.reshape(candidate_ids, [-1, 1]), tf.int64),
-                tf.cast(negatives.per_row(ids, batch, grouped), tf.int64),
+            return None
+        user_ids = tf.convert_to_tensor(user_ids)
+        if not user_ids.dtype.is_integer:
+            raise ValueError(
+                f"user_ids must be integer indices in [0, {self.num_users}) (e.g. a "
+                f"StringLookup's output), got dtype {user_ids.dtype.name}"
             )
-            keep = tf.logical_and(keep, tf.logical_not(hits))
-        log_q = tf.zeros([], negative_scores.dtype)
-        if probability is not None:
-            probability = negatives.per_row(probability, batch, grouped)
-            log_q = tf.math.log(tf.cast(probability, negative_scores.dtype))
-        return positive_scores, negative_scores, keep, log_q
-
-    def _scaled_loss(
-        self,
-        user_ids: tf.Tensor,
-        positive_scores: tf.Tensor,
-        negative_scores: tf.Tensor,
-        keep: tf.Tensor,
-        log_q: tf.Tensor,
-    ) -> tf.Tensor:
-        """``[B]`` losses at the strategy's current temperatures for the loss form."""
-        global_scale, user_scale = self.strategy(
-            user_ids, self.inverse_temperature, self.user_inverse_temperature
+        user_ids = tf.cast(tf.reshape(user_ids, [-1]), tf.int64)
+        message = (
+            f"user_ids must lie in [0, num_users={self.num_users}); a StringLookup's "
+            "indices need num_users = vocabulary size + 1 (its OOV row)"
         )
+        with tf.control_dependencies([
+            tf.debugging.assert_non_negative(user_ids, message=message),
+            tf.debugging.assert_less(user_ids, tf.constant(self.num_users, tf.int64),
+                                     message=message),
+        ]):
+            return tf.identity(user_ids)
+
+    def _scaled_loss(self, user_ids: tf.Tensor | None, positive_scores: tf.Tensor,
+                     negative_scores: tf.Tensor, keep: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
+        """``[B]`` losses at the strategy's current temperatures for the loss form."""
+        ids = user_ids if user_ids is not None else tf.zeros_like(positive_scores, tf.int64)
+        global_scale, user_scale = self.strategy(
+            ids, self.inverse_temperature, self.user_inverse_temperature
+        )
+        if user_ids is None:
+            user_scale = global_scale  # every row at τ0 (Adap-τ0)
         positive_scale = user_scale if self.loss_form == "paper" else global_scale
-        return self._per_example_loss(
+        return self._softmax_loss(
             positive_scores * positive_scale, negative_scores * user_scale[:, None] - log_q, keep
         )
 
-    def _per_example_loss(
-        self, positive_logits: tf.Tensor, negative_logits: tf.Tensor, keep: tf.Tensor
-    ) -> tf.Tensor:
-        """``[B]`` losses from scaled positive ``[B]`` and negative ``[B, N]`` logits."""
-        negative_logits = tf.where(keep, negative_logits, _MASK_LOGIT)
-        if self.num_hard_negatives is not None:
-            k = tf.minimum(self.num_hard_negatives, tf.shape(negative_logits)[1])
-            negative_logits = tf.math.top_k(negative_logits, k=k).values
-        if self.loss_form == "reference":
-            return tf.reduce_logsumexp(negative_logits, axis=1) - positive_logits
-        # Paper form: the positive sits once in its own denominator (in-batch, the
-        # diagonal is masked out of the negatives and added back here).
-        all_logits = tf.concat([positive_logits[:, None], negative_logits], axis=1)
-        return tf.reduce_logsumexp(all_logits, axis=1) - positive_logits
+    def _softmax_loss(self, positive_logits: tf.Tensor, negative_logits: tf.Tensor,
+                      keep: tf.Tensor) -> tf.Tensor:
+        return softmax_loss(positive_logits, negative_logits, keep, self.loss_form,
+                            self.num_hard_negatives)
 
-    def _accumulate(self, user_ids: tf.Tensor, losses: tf.Tensor) -> None:
-        sums = tf.math.unsorted_segment_sum(losses, user_ids, self.num_users)
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(losses), user_ids, self.num_users)
-        self.user_loss_sum.assign_add(sums)
-        self.user_loss_count.assign_add(counts)
-
-    def _batch_scores(
-        self, positive_scores: tf.Tensor, negative_scores: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        scores = tf.concat([positive_scores[:, None], negative_scores], axis=1)
-        labels = tf.one_hot(tf.zeros_like(positive_scores, tf.int32), tf.shape(scores)[1])
-        return labels, scores
+    def _accumulate(self, query: tf.Tensor, user_ids: tf.Tensor | None,
+                    positive_scores: tf.Tensor, negative_logits: tf.Tensor,
+                    keep: tf.Tensor) -> None:
+        """Training-time statistics of a batch (unit-temperature logits ``negative_logits``)."""
+        if self.strategy.adaptive:
+            self.refresh_monitor.count_step()
+        positive_scores = tf.stop_gradient(positive_scores)
+        if self.score_accumulator.enabled:
+            self.score_accumulator.update(tf.stop_gradient(query), positive_scores, user_ids)
+        if user_ids is None:
+            return
+        if self.accumulates_user_loss:
+            unit = tf.stop_gradient(self._softmax_loss(positive_scores, negative_logits, keep))
+            self.user_loss_sum.assign_add(
+                tf.math.unsorted_segment_sum(unit, user_ids, self.num_users))
+        if self.accumulates_user_loss or self.score_accumulator.enabled:
+            self.user_loss_count.assign_add(tf.math.unsorted_segment_sum(
+                tf.ones_like(positive_scores), user_ids, self.num_users))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -392,5 +374,6 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             num_hard_negatives=self.num_hard_negatives,
             remove_accidental_hits=self.remove_accidental_hits,
             track_user_loss=self.track_user_loss,
+            reduction=self.reduction,
         )
         return config

@@ -23,6 +23,7 @@ class LearnedUserTemperature(TemperatureStrategy):
     """
 
     key = "cu-tau"
+    needs_user_ids = True
 
     def __init__(self, num_users: int, temperature: float = 0.2, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -28,6 +28,9 @@ class TemperatureStrategy(tf.keras.layers.Layer):
       refreshes τ0 each epoch.
     * ``per_user``: whether that callback also refreshes ``τ_u`` (and so the
       retrieval layer must accumulate the per-user loss at τ = 1).
+    * ``needs_user_ids``: whether the retrieval layer must be given the
+      batch's user ids (True only for Cu-τ; the others fall back to the global
+      temperature without them).
     * ``key``: the strategy's name on the command line.
 
     Subclasses implement :meth:`call`.
@@ -40,6 +43,7 @@ class TemperatureStrategy(tf.keras.layers.Layer):
     normalize: bool = True
     adaptive: bool = False
     per_user: bool = False
+    needs_user_ids: bool = False
     key: str = ""
 
     def __init__(self, **kwargs: Any) -> None:

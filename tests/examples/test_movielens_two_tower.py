@@ -6,6 +6,7 @@ import adaptau_tf  # noqa: F401  (selects Keras 2 before tensorflow)
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -45,47 +46,64 @@ def _structured_movielens(seed: int = 0) -> tuple[dict, dict]:
     return ratings, movies
 
 
-def test_two_tower_example_trains_with_adaptive_temperatures(tmp_path, capsys):
+def _run(argv):
     ratings, movies = _structured_movielens()
 
     def as_dataset(self, *args, **kwargs):
         data = movies if self.builder_config.name == "100k-movies" else ratings
         return tf.data.Dataset.from_tensor_slices(data)
 
-    output = tmp_path / "result.json"
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        result = movielens_two_tower.main(
-            ["--epochs", "2", "--batch-size", "64", "--output", str(output)]
-        )
+        return movielens_two_tower.main(argv)
+
+
+def test_per_user_tau_trains_and_the_export_answers_by_raw_id(tmp_path, capsys):
+    output = tmp_path / "result.json"
+    result = _run(["--epochs", "2", "--batch-size", "64", "--per-user-tau",
+                   "--export-dir", str(tmp_path / "serving"), "--output", str(output)])
 
     history = result["history"]
     assert len(history["loss"]) == 2
     assert np.all(np.isfinite(history["loss"]))
-    for key in ("tau0", "tau_u_min", "tau_u_p10", "tau_u_p50", "tau_u_p90", "tau_u_max"):
-        assert key in history and len(history[key]) == 2
-    # Epoch 1 runs at the warm-up τ0 for everybody; from epoch 2 on, τ_u comes from
-    # the users' epoch-1 losses and differs across users.
+    # Epoch 1 runs at the task's initial τ for everybody (no batch seen yet); from
+    # epoch 2 on τ0 is the warm-up prior from the batches' counts and τ_u comes
+    # from the users' epoch-1 losses.
+    assert history["tau0"][0] == pytest.approx(0.2)
     assert history["tau_u_p10"][0] == history["tau_u_p90"][0] == history["tau0"][0]
+    assert history["tau0_accepted"] == [0.0, 1.0]
     assert history["tau_u_p10"][1] < history["tau_u_p90"][1]
 
     task = result["model"].task
     inverse = task.user_inverse_temperature.numpy()
     assert inverse.shape == (NUM_USERS + 1,)  # + the StringLookup OOV index
-    assert not np.allclose(inverse, 1.0 / task.strategy.initial_temperature())
     assert np.ptp(inverse) > 0
     # The OOV user has no training row: τ_u = τ0.
     np.testing.assert_allclose(1.0 / inverse[0], history["tau0"][1], rtol=1e-5)
 
-    users, items = result["model"].compute_representations()
-    assert users.shape == (NUM_USERS + 1, 32) and items.shape == (NUM_MOVIES + 1, 32)
-    np.testing.assert_allclose(np.linalg.norm(users.numpy(), axis=1), 1.0, rtol=1e-5)
+    users = movielens_two_tower.tower_table(result["model"].user_model).numpy()
+    assert users.shape == (NUM_USERS + 1, 32)
+    np.testing.assert_allclose(np.linalg.norm(users, axis=1), 1.0, rtol=1e-5)
 
     evaluation = result["evaluation"]
     assert 0.0 <= evaluation["recall@20"] <= 1.0 and np.isfinite(evaluation["ndcg@20"])
+    served = result["served"]
+    titles = {f"Movie {j} ({1950 + j})" for j in range(NUM_MOVIES)}
+    assert len(served["titles"]) == 2  # a known user and one nobody has seen
+    for row in served["titles"]:
+        assert len(row) == 10 and set(row) <= titles and len(set(row)) == 10
     saved = json.loads(output.read_text())
     assert saved["history"]["tau0"] == [float(v) for v in history["tau0"]]
     printed = capsys.readouterr().out
-    assert "epoch 2: loss=" in printed and "tau_u min/p10/p50/p90/max=" in printed
+    assert "epoch 2: loss=" in printed and "served top-10 for" in printed
+
+
+def test_the_tutorial_model_without_user_ids_shares_tau0():
+    history = _run(["--epochs", "2", "--batch-size", "64", "--warmup-epochs", "0"])["history"]
+    assert np.all(np.isfinite(history["loss"]))
+    for key in ("tau0", "tau_u_min", "tau_u_max", "mu_pos", "mu"):
+        assert len(history[key]) == 2, key
+    assert history["tau_u_min"][1] == history["tau_u_max"][1] == history["tau0"][1]
+    assert np.isfinite(history["mu_pos"][1]) and np.isfinite(history["mu"][1])
 
 
 def test_two_tower_example_runs_on_random_mock_with_topk_metrics():

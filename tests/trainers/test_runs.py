@@ -17,8 +17,8 @@ def data():
 
 
 def test_use_jit_auto_follows_the_draws_backbone_and_distribution(data):
-    covering = build_model("mf", data, negatives="sampled:32x2", embedding_dim=4)  # 64 >= 60
-    shared = build_model("mf", data, negatives="sampled:32", embedding_dim=4)
+    covering = build_model("mf", data, negatives="sampled:8x2", embedding_dim=4)  # 4x16 >= 60
+    shared = build_model("mf", data, negatives="sampled:8", embedding_dim=4)  # 4 x 8 < 60
     graph = build_model("lightgcn", data, negatives="sampled:32x2", embedding_dim=4)
     assert runs.use_jit({"jit_compile": "auto", "distribute": "none"}, covering)
     assert not runs.use_jit({"jit_compile": "auto", "distribute": "mirrored"}, covering)

@@ -224,11 +224,32 @@ def test_dense_item_gradient_path_matches_gathering_the_draws(data, backbone, mo
                                    rtol=1e-5, atol=1e-7)
 
 
-def test_dense_item_gradient_only_when_draws_cover_the_catalogue(data):
-    for spec, expected in (("sampled:16", False), ("sampled:16x2", False),
-                           ("sampled:20x2", True), ("in-batch", False)):
+def test_auto_item_path_takes_the_table_from_a_quarter_of_the_catalogue(data):
+    # 40 items: the table path once a step draws 10 or more (4 x 10 >= 40).
+    for spec, expected in (("sampled:4", False), ("sampled:3x3", False),
+                           ("sampled:10", True), ("sampled:5x2", True), ("in-batch", False)):
         model = build_model("mf", data, negatives=spec, embedding_dim=4, seed=0)
         assert model.dense_item_gradient is expected, spec
+    forced = build_model("mf", data, negatives="sampled:4", embedding_dim=4, seed=0)
+    forced.item_path = "table"
+    assert forced.dense_item_gradient
+    with pytest.raises(ValueError, match="item_path must be one of"):
+        MatrixFactorization(60, 40, task=AdaptiveRetrieval(num_users=60), item_path="dense")
+
+
+def test_both_item_paths_train_to_the_same_weights(data):
+    """The table and gathered paths compute the same loss: a few steps agree to float
+    tolerance (the auto choice never changes results)."""
+    weights = []
+    for path in ("table", "gathered"):
+        model = build_model("mf", data, strategy="adap-tau", negatives="sampled:8x2", l2=1e-3,
+                            embedding_dim=8, seed=0)
+        model.item_path = path
+        model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+        model.fit(data.train_dataset(32, seed=0), epochs=2, verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_xla_train_step_matches_the_graph_step(data):
