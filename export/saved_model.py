@@ -134,7 +134,8 @@ def _write_export(
         np.save(target / "users" / "seen_items.npy", seen)
     scann_info: dict[str, Any] | None = None
     if build_scann:
-        index = ScannIndex.build(items, item_ids, params=scann_params)
+        index = ScannIndex.build(items, item_ids, params=scann_params,
+                                 normalized=_model_info(model)["normalized"])
         index.save(items_dir / "scann")
         scann_info = {
             "directory": "scann",

@@ -72,21 +72,31 @@ class ScannIndex:
         return int(self.ids.shape[0])
 
     @staticmethod
-    def choose_params(num_items: int, dim: int, num_neighbors: int = 20) -> dict[str, Any]:
+    def choose_params(num_items: int, dim: int, num_neighbors: int = 20,
+                      normalized: bool = True) -> dict[str, Any]:
         """Build parameters for a catalogue of ``num_items`` ``dim``-vectors.
 
-        * ``num_items < 20,000``: exhaustive float32 scoring (exact).
-        * otherwise a k-means tree with ``≈ 2 √m`` leaves (at most 4,000),
-          searching 5% of them (at least 80, at most 200), asymmetric hashing
-          with 2-dimensional blocks and anisotropic threshold 0.2, and exact
-          re-scoring of the best ``max(200, 10 k)`` candidates. Checked on
-          Gowalla (40,981 items) and 1M clustered unit vectors, ``d = 64``
-          (recall@20 ≥ 0.98 against exact search; see ``benchmarks/serving.py``).
+        Chosen for recall@20 >= 0.99 against exact search at the lowest batch-1
+        latency measured (``benchmarks/serving.py``, ``benchmarks/results/serving.md``):
+
+        * ``num_items < 20,000``: exhaustive float32 scoring (exact, fast enough);
+        * otherwise a k-means tree (``√m`` leaves below 200,000 items, ``2√m``
+          above, at most 4,000) searched until about ``max(5,000, f·m)`` items
+          are scanned below 200,000 items (``f`` = 0.2 for unit vectors, 0.4 for
+          raw ones: Gowalla's 41k, 41 or 81 of 202 leaves) and 5,000 (unit) or
+          20,000 (raw) above (1M unit vectors: 10 of 2,000 leaves),
+          asymmetric hashing with 2-dimensional blocks and anisotropic
+          threshold 0.2, and exact re-scoring of the best candidates: 100 (one
+          million unit vectors) or 200 (smaller catalogues) for unit vectors,
+          1,000 for raw vectors (``normalized=False``: maximum inner product
+          search, where quantisation misorders long vectors; Gowalla LightGCN
+          under ``score="dot"`` needed it for 0.99).
 
         Args:
             num_items: ``m``.
             dim: ``d``.
             num_neighbors: default ``k`` of the searcher.
+            normalized: whether the vectors are unit rows (cosine).
 
         Returns:
             A JSON-ready dict with ``strategy`` (``"brute_force"`` or
@@ -109,17 +119,26 @@ class ScannIndex:
         }
         if num_items < BRUTE_FORCE_MAX_ITEMS:
             return {"strategy": "brute_force", **common}
-        num_leaves = int(min(4000, round(2 * math.sqrt(num_items))))
+        scale = 1 if num_items < 200_000 else 2
+        num_leaves = int(min(4000, round(scale * math.sqrt(num_items))))
+        if num_items < 200_000:
+            scanned = max(5000, (0.2 if normalized else 0.4) * num_items)
+        else:
+            scanned = 5000 if normalized else 20_000
+        search = int(min(num_leaves, math.ceil(scanned * num_leaves / num_items)))
+        if normalized:
+            reorder = 100 if num_items >= 200_000 else 200
+        else:
+            reorder = 1000
         return {
             "strategy": "tree_ah",
             **common,
             "num_leaves": num_leaves,
-            "num_leaves_to_search": int(min(num_leaves, 200,
-                                            max(80, math.ceil(0.05 * num_leaves)))),
+            "num_leaves_to_search": search,
             "training_sample_size": int(min(num_items, 250_000)),
             "dimensions_per_block": 2,
             "anisotropic_quantization_threshold": 0.2,
-            "reorder": int(max(200, 10 * num_neighbors)),
+            "reorder": int(max(reorder, 2 * num_neighbors)),
         }
 
     @classmethod
@@ -129,6 +148,7 @@ class ScannIndex:
         ids: np.ndarray | None = None,
         params: dict[str, Any] | None = None,
         num_neighbors: int = 20,
+        normalized: bool = True,
     ) -> ScannIndex:
         """Builds the index.
 
@@ -137,6 +157,7 @@ class ScannIndex:
             ids: ``[m]`` int64 item ids (default ``arange(m)``).
             params: build parameters (default :meth:`choose_params`).
             num_neighbors: default ``k`` when ``params`` is not given.
+            normalized: whether the rows are unit vectors (see :meth:`choose_params`).
 
         Returns:
             The built index, with ``build_seconds`` set.
@@ -148,7 +169,7 @@ class ScannIndex:
             raise ValueError("embeddings contain NaN or infinite values")
         num_items, dim = embeddings.shape
         ids = np.arange(num_items, dtype=np.int64) if ids is None else np.asarray(ids)
-        params = params or cls.choose_params(num_items, dim, num_neighbors)
+        params = params or cls.choose_params(num_items, dim, num_neighbors, normalized)
         if params.get("dim", dim) != dim or params.get("num_items", num_items) != num_items:
             raise ValueError(
                 f"params are for {params.get('num_items')} x {params.get('dim')} "

@@ -28,10 +28,13 @@ def test_params_depend_on_catalogue_size():
     small = ScannIndex.choose_params(19_999, 64)
     assert small["strategy"] == "brute_force"
     gowalla = ScannIndex.choose_params(40_981, 64)
-    assert gowalla["strategy"] == "tree_ah" and gowalla["num_leaves"] == 405
-    assert gowalla["num_leaves_to_search"] == 80 and gowalla["reorder"] == 200
+    # √m = 202 leaves, 20 % of the items scanned: 41 leaves; unit vectors re-score 200.
+    assert gowalla["strategy"] == "tree_ah" and gowalla["num_leaves"] == 202
+    assert gowalla["num_leaves_to_search"] == 41 and gowalla["reorder"] == 200
+    assert ScannIndex.choose_params(40_981, 64, normalized=False)["reorder"] == 1000
     big = ScannIndex.choose_params(1_000_000, 64)
-    assert (big["num_leaves"], big["num_leaves_to_search"]) == (2000, 100)
+    # 2√m = 2000 leaves of 500 items, 5,000 items scanned: 10 leaves.
+    assert (big["num_leaves"], big["num_leaves_to_search"], big["reorder"]) == (2000, 10, 100)
     assert big["training_sample_size"] == 250_000
     json.dumps(big)  # JSON-ready for the manifest
     with pytest.raises(ValueError, match="got 0"):
