@@ -29,9 +29,10 @@ from typing import Any
 # budget (an interrupted run may resume with another one, a finished one may be
 # extended: ``extend_finished_run``); track_groups too: runs started before the
 # flag existed have no such key.
-# jit_compile changes how a step runs (XLA or not), not what it computes.
+# jit_compile changes how a step runs (XLA or not), not what it computes; debug only how
+# an error is shown.
 RESUMABLE_DIFFERENCES = frozenset(
-    {"verbose", "output", "tensorboard", "track_groups", "epochs", "jit_compile"}
+    {"verbose", "output", "tensorboard", "track_groups", "epochs", "jit_compile", "debug"}
 )
 # Arguments added after runs were written, with the value those runs had: a
 # config.json without the key equals one with this value.
