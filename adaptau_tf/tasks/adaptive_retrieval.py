@@ -10,7 +10,12 @@ import tensorflow as tf
 
 from adaptau_tf.tasks.refresh_monitor import RefreshMonitor
 from adaptau_tf.tasks.score_accumulator import ScoreAccumulator
-from adaptau_tf.tasks.scores import global_batch_size, retrieval_scores, softmax_loss
+from adaptau_tf.tasks.scores import (
+    global_batch_size,
+    retrieval_scores,
+    softmax_loss,
+    unit_softmax_loss,
+)
 from adaptau_tf.temperature.factory import get_strategy
 from adaptau_tf.temperature.strategy import TemperatureStrategy
 
@@ -357,7 +362,12 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         if user_ids is None:
             return
         if self.accumulates_user_loss:
-            unit = tf.stop_gradient(self._softmax_loss(positive_scores, negative_logits, keep))
+            if self.strategy.normalize and self.num_hard_negatives is None:  # cosines
+                unit = unit_softmax_loss(positive_scores, tf.stop_gradient(negative_logits),
+                                         keep, self.loss_form)
+            else:
+                unit = self._softmax_loss(positive_scores, negative_logits, keep)
+            unit = tf.stop_gradient(unit)
             self.user_loss_sum.assign_add(
                 tf.math.unsorted_segment_sum(unit, user_ids, self.num_users))
         if self.accumulates_user_loss or self.score_accumulator.enabled:

@@ -198,3 +198,30 @@ def softmax_loss(
     # diagonal is masked out of the negatives and added back here).
     all_logits = tf.concat([positive_logits[:, None], negative_logits], axis=1)
     return tf.reduce_logsumexp(all_logits, axis=1) - positive_logits
+
+
+def unit_softmax_loss(positive_logits: tf.Tensor, negative_logits: tf.Tensor,
+                      keep: tf.Tensor, loss_form: str) -> tf.Tensor:
+    """:func:`softmax_loss` for logits known to be small (cosines at τ = 1, minus a
+    logQ term): ``log Σ exp`` without the max pass, and the positive joined by
+    ``logaddexp`` instead of a ``[B, N + 1]`` copy. The per-user statistics of
+    every training step use it; the training loss keeps :func:`softmax_loss`.
+
+    Args:
+        positive_logits: ``[B]``, in ``[-1, 1]``.
+        negative_logits: ``[B, N]``, bounded well below 80 (``exp`` stays finite).
+        keep: ``[B, N]`` bool; masked negatives contribute nothing.
+        loss_form: ``"paper"`` or ``"reference"``.
+
+    Returns:
+        ``[B]`` losses.
+
+    Example:
+        >>> float(unit_softmax_loss(tf.zeros([1]), tf.zeros([1, 1]),
+        ...                         tf.ones([1, 1], tf.bool), "paper")[0])
+        0.6931...
+    """
+    total = tf.reduce_sum(tf.where(keep, tf.exp(negative_logits), 0.0), axis=1)
+    if loss_form == "paper":
+        total += tf.exp(positive_logits)
+    return tf.math.log(total) - positive_logits

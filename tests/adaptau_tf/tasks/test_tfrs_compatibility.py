@@ -198,3 +198,20 @@ def test_score_accumulator_sums_match_numpy():
     with pytest.raises(ValueError, match="3-dimensional now, 4 before"):
         accumulator.set_candidate_moments(np.zeros(3), np.eye(3))
     assert accumulator.weights == [accumulator.user_sums, accumulator.totals]  # ē, C not saved
+
+
+def test_the_unit_temperature_loss_of_the_statistics_matches_numpy():
+    """unit_softmax_loss (the per-user statistics' fast path) against a NumPy softmax."""
+    from adaptau_tf.tasks.scores import unit_softmax_loss
+
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(-1, 1, 16)
+    neg = rng.uniform(-1, 1, (16, 9)) - rng.uniform(0, 3, (16, 9))  # cosines minus logQ
+    keep = rng.uniform(size=(16, 9)) > 0.2
+    for form in ("paper", "reference"):
+        got = unit_softmax_loss(tf.constant(pos, tf.float32), tf.constant(neg, tf.float32),
+                                tf.constant(keep), form).numpy()
+        terms = np.where(keep, np.exp(neg), 0.0).sum(axis=1)
+        if form == "paper":
+            terms += np.exp(pos)
+        np.testing.assert_allclose(got, np.log(terms) - pos, rtol=1e-5, atol=1e-6)

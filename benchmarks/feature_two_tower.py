@@ -1,0 +1,184 @@
+"""A feature two-tower TFRS model on MovieLens-1M: Adap-τ, grid-searched τ, stock TFRS.
+
+The model a TFRS user writes: string ids through ``StringLookup``, one extra
+feature per side, ``tf.data`` of feature dicts, in-batch negatives,
+``model.fit``. The LightGCN-format ML-1M split holds ids only, so the features
+are derived from the training rows: the user's activity bucket (quintile of
+training rows) and the item's popularity bucket (decile). Towers: id
+embedding (56) and feature embedding (8) concatenated, then L2-normalised
+(d = 64). Three tasks on the same towers and data:
+
+* ``tfrs-retrieval``: ``tfrs.tasks.Retrieval()``, its default temperature (1);
+* ``fixed``: ``AdaptiveRetrieval(temperature=τ)`` for each τ of ``--taus``, the
+  best picked on validation Recall@20;
+* ``adap-tau``: ``AdaptiveRetrieval(strategy="adap-tau")`` with the batch's user
+  indices and ``AdaptiveTemperature(candidates=..., candidate_model=...)``.
+
+Honest protocol: 10 % of each user's training rows held out for validation;
+every model trains ``--epochs`` epochs and is evaluated by all-ranking on
+validation (training items masked) and on test (training and validation items
+masked). Writes ``results/feature_two_tower_ml-1m.{json,md}``.
+
+Usage:
+    .venv/bin/python benchmarks/feature_two_tower.py [--epochs 8] [--taus 0.05,0.1,0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import adaptau_tf  # noqa: E402,F401
+
+# isort: split
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
+
+from adaptau_tf.callbacks import AdaptiveTemperature  # noqa: E402
+from adaptau_tf.data import load_lightgcn  # noqa: E402
+from adaptau_tf.evaluation import RankingEvaluator  # noqa: E402
+from adaptau_tf.layers import L2Normalization  # noqa: E402
+from adaptau_tf.tasks import AdaptiveRetrieval  # noqa: E402
+from benchmarks.reporting import SHARED_DATA, markdown_table, write_results  # noqa: E402
+
+
+def buckets(counts: np.ndarray, quantiles: int) -> np.ndarray:
+    """``[n]`` int bucket of each count among ``quantiles`` equal-frequency buckets."""
+    edges = np.quantile(counts, np.linspace(0, 1, quantiles + 1)[1:-1])
+    return np.searchsorted(edges, counts, side="right").astype(np.int64)
+
+
+class Tower(tf.keras.Model):
+    """``{id, feature}`` -> concat(id embedding, feature embedding) -> L2 norm."""
+
+    def __init__(self, vocabulary: np.ndarray, num_buckets: int, seed: int) -> None:
+        super().__init__()
+        self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, mask_token=None)
+        init = tf.keras.initializers.GlorotUniform(seed=seed)
+        self.ids = tf.keras.layers.Embedding(len(vocabulary) + 1, 56, embeddings_initializer=init)
+        self.feature = tf.keras.layers.Embedding(num_buckets, 8, embeddings_initializer=init)
+        self.norm = L2Normalization()
+
+    def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        return self.norm(tf.concat([self.ids(self.lookup(inputs["id"])),
+                                    self.feature(inputs["bucket"])], axis=-1))
+
+
+class TwoTower(tfrs.Model):
+    """The user's TFRS model; ``user_ids`` go to the task only when it is adaptive."""
+
+    def __init__(self, user_tower: Tower, item_tower: Tower, task: tf.keras.layers.Layer,
+                 with_user_ids: bool) -> None:
+        super().__init__()
+        self.user_tower, self.item_tower, self.task = user_tower, item_tower, task
+        self.with_user_ids = with_user_ids
+
+    def compute_loss(self, features: dict[str, Any], training: bool = False) -> tf.Tensor:
+        users = self.user_tower({"id": features["user_id"], "bucket": features["user_bucket"]})
+        items = self.item_tower({"id": features["item_id"], "bucket": features["item_bucket"]})
+        if self.with_user_ids:
+            return self.task(users, items, user_ids=self.user_tower.lookup(features["user_id"]),
+                             candidate_ids=features["item_id"], compute_metrics=False,
+                             training=training)
+        return self.task(users, items, compute_metrics=False)
+
+
+def run(name: str, tau: float | None, data: Any, features: dict[str, np.ndarray],
+        args: argparse.Namespace) -> dict[str, Any]:
+    """Trains one model and evaluates it on validation and test."""
+    tf.keras.utils.set_random_seed(args.seed)
+    user_vocab = np.array([str(u) for u in range(data.num_users)])
+    item_vocab = np.array([str(i) for i in range(data.num_items)])
+    user_tower = Tower(user_vocab, 5, args.seed)
+    item_tower = Tower(item_vocab, 10, args.seed + 1)
+    if name == "tfrs-retrieval":
+        task: tf.keras.layers.Layer = tfrs.tasks.Retrieval()
+    elif name == "fixed":
+        task = AdaptiveRetrieval(num_users=data.num_users + 1, temperature=tau)
+    else:
+        task = AdaptiveRetrieval(num_users=data.num_users + 1, strategy="adap-tau")
+    model = TwoTower(user_tower, item_tower, task, with_user_ids=name != "tfrs-retrieval")
+    model.compile(optimizer=tf.keras.optimizers.Adam(args.lr))
+    users, items = data.train[:, 0], data.train[:, 1]
+    train = tf.data.Dataset.from_tensor_slices({
+        "user_id": user_vocab[users], "user_bucket": features["user"][users],
+        "item_id": item_vocab[items], "item_bucket": features["item"][items],
+    }).shuffle(len(users), seed=args.seed).batch(args.batch_size)
+    candidates = tf.data.Dataset.from_tensor_slices(
+        {"id": item_vocab, "bucket": features["item"]}).batch(4096)
+    callbacks = []
+    if name == "adap-tau":
+        callbacks.append(AdaptiveTemperature(candidates=candidates, candidate_model=item_tower))
+    model.fit(train, epochs=args.epochs, verbose=0, callbacks=callbacks)
+
+    def table(tower: Tower, vocab: np.ndarray, bucket: np.ndarray) -> np.ndarray:
+        # Row r of the lookup's output is vocabulary index r - 1 (row 0: OOV).
+        return tower({"id": tf.constant(vocab), "bucket": tf.constant(bucket)}).numpy()
+
+    user_table = table(user_tower, user_vocab, features["user"])
+    item_table = table(item_tower, item_vocab, features["item"])
+    valid = RankingEvaluator(data.train_csr, data.valid_csr, ks=(20,)).evaluate(
+        user_table, item_table)
+    seen = (data.train_csr + data.valid_csr).tocsr()
+    test = RankingEvaluator(sp.csr_matrix(seen), data.test_csr, ks=(20,)).evaluate(
+        user_table, item_table)
+    row = {"model": name, "tau": tau, "valid_recall@20": valid["recall@20"],
+           "test_recall@20": test["recall@20"], "test_ndcg@20": test["ndcg@20"]}
+    print(row, flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(SHARED_DATA / "ml-1m"))
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--taus", default="0.05,0.1,0.2")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    data = load_lightgcn(args.data).with_validation_split(0.1, seed=args.seed)
+    features = {
+        "user": buckets(np.bincount(data.train[:, 0], minlength=data.num_users), 5),
+        "item": buckets(np.bincount(data.train[:, 1], minlength=data.num_items), 10),
+    }
+    rows = [run("tfrs-retrieval", None, data, features, args)]
+    fixed = [run("fixed", float(t), data, features, args) for t in args.taus.split(",")]
+    rows += fixed
+    rows.append(run("adap-tau", None, data, features, args))
+    best_fixed = max(fixed, key=lambda r: r["valid_recall@20"])
+    adap = rows[-1]
+    payload = {
+        "dataset": "ml-1m", "epochs": args.epochs, "batch_size": args.batch_size,
+        "features": "user activity quintile, item popularity decile (derived: the "
+                    "LightGCN-format split has ids only)",
+        "rows": rows, "best_fixed_tau": best_fixed["tau"],
+        "adap_tau_ge_best_fixed_on_valid": adap["valid_recall@20"]
+        >= best_fixed["valid_recall@20"],
+        "both_above_tfrs": min(adap["valid_recall@20"], best_fixed["valid_recall@20"])
+        > rows[0]["valid_recall@20"],
+    }
+    table = markdown_table(
+        ["model", "τ", "valid Recall@20", "test Recall@20", "test NDCG@20"],
+        [[r["model"], "–" if r["tau"] is None else r["tau"], r["valid_recall@20"],
+          r["test_recall@20"], r["test_ndcg@20"]] for r in rows])
+    write_results("feature_two_tower_ml-1m", payload,
+                  "# A feature two-tower TFRS model on MovieLens-1M\n\n"
+                  f"Honest protocol, {args.epochs} epochs, batch {args.batch_size}, in-batch "
+                  "negatives, Adam; features derived from the training rows (user activity "
+                  f"quintile, item popularity decile).\n\n{table}\n\nBest fixed τ on "
+                  f"validation: {best_fixed['tau']}; Adap-τ ≥ it on validation: "
+                  f"{payload['adap_tau_ge_best_fixed_on_valid']}; both above stock TFRS: "
+                  f"{payload['both_above_tfrs']}.")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
