@@ -87,9 +87,10 @@ class ScannIndex:
           20,000 (raw) above (1M unit vectors: 10 of 2,000 leaves),
           asymmetric hashing with 2-dimensional blocks and anisotropic
           threshold 0.2, and exact re-scoring of the best candidates: 200 for
-          unit vectors (100 gave 0.988-0.993 at a million), 1,000 for raw vectors (``normalized=False``: maximum inner product
-          search, where quantisation misorders long vectors; Gowalla LightGCN
-          under ``score="dot"`` needed it for 0.99).
+          unit vectors (100 gave 0.988-0.993 at a million), 1,000 for raw
+          vectors (``normalized=False``: maximum inner product search, where
+          quantisation misorders long vectors; Gowalla LightGCN under
+          ``score="dot"`` needed it for 0.99).
 
         Args:
             num_items: ``m``.
