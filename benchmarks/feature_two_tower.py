@@ -14,6 +14,8 @@ embedding (56) and feature embedding (8) concatenated, then L2-normalised
 * ``adap-tau``: ``AdaptiveRetrieval(strategy="adap-tau")`` with the batch's user
   indices and ``AdaptiveTemperature(candidates=..., candidate_model=...)``.
 
+Negatives: the batch's other positives, plus ``--sampled`` uniform items passed
+the TFRS way (extra candidates after the positives, with their ids).
 Honest protocol: 10 % of each user's training rows held out for validation;
 every model trains ``--epochs`` epochs and is evaluated by all-ranking on
 validation (training items masked) and on test (training and validation items
@@ -75,19 +77,30 @@ class TwoTower(tfrs.Model):
     """The user's TFRS model; ``user_ids`` go to the task only when it is adaptive."""
 
     def __init__(self, user_tower: Tower, item_tower: Tower, task: tf.keras.layers.Layer,
-                 with_user_ids: bool) -> None:
+                 with_user_ids: bool, sampled: int, item_table: dict[str, tf.Tensor]) -> None:
         super().__init__()
         self.user_tower, self.item_tower, self.task = user_tower, item_tower, task
         self.with_user_ids = with_user_ids
+        self.sampled = sampled
+        self.item_table = item_table  # every item's raw features, for sampled negatives
 
     def compute_loss(self, features: dict[str, Any], training: bool = False) -> tf.Tensor:
         users = self.user_tower({"id": features["user_id"], "bucket": features["user_bucket"]})
         items = self.item_tower({"id": features["item_id"], "bucket": features["item_bucket"]})
+        ids = features["item_id"]
+        if self.sampled:  # uniform negatives, passed the TFRS way: candidates after the batch
+            step = tf.cast(self.optimizer.iterations, tf.int64)
+            rows = tf.random.stateless_uniform([self.sampled], seed=tf.stack([7, step]),
+                                               maxval=tf.shape(self.item_table["id"],
+                                                               out_type=tf.int64)[0],
+                                               dtype=tf.int64)
+            drawn = {key: tf.gather(value, rows) for key, value in self.item_table.items()}
+            items = tf.concat([items, self.item_tower(drawn)], axis=0)
+            ids = tf.concat([ids, drawn["id"]], axis=0)
         if self.with_user_ids:
             return self.task(users, items, user_ids=self.user_tower.lookup(features["user_id"]),
-                             candidate_ids=features["item_id"], compute_metrics=False,
-                             training=training)
-        return self.task(users, items, compute_metrics=False)
+                             candidate_ids=ids, compute_metrics=False, training=training)
+        return self.task(users, items, candidate_ids=ids, compute_metrics=False)
 
 
 def run(name: str, tau: float | None, data: Any, features: dict[str, np.ndarray],
@@ -104,7 +117,9 @@ def run(name: str, tau: float | None, data: Any, features: dict[str, np.ndarray]
         task = AdaptiveRetrieval(num_users=data.num_users + 1, temperature=tau)
     else:
         task = AdaptiveRetrieval(num_users=data.num_users + 1, strategy="adap-tau")
-    model = TwoTower(user_tower, item_tower, task, with_user_ids=name != "tfrs-retrieval")
+    item_table = {"id": tf.constant(item_vocab), "bucket": tf.constant(features["item"])}
+    model = TwoTower(user_tower, item_tower, task, with_user_ids=name != "tfrs-retrieval",
+                     sampled=args.sampled, item_table=item_table)
     model.compile(optimizer=tf.keras.optimizers.Adam(args.lr))
     users, items = data.train[:, 0], data.train[:, 1]
     train = tf.data.Dataset.from_tensor_slices({
@@ -143,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--taus", default="0.05,0.1,0.2")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampled", type=int, default=0,
+                        help="uniform negatives per step besides the batch's (0: in-batch only)")
     args = parser.parse_args(argv)
     data = load_lightgcn(args.data).with_validation_split(0.1, seed=args.seed)
     features = {
@@ -157,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     adap = rows[-1]
     payload = {
         "dataset": "ml-1m", "epochs": args.epochs, "batch_size": args.batch_size,
+        "negatives": f"in-batch + {args.sampled} uniform" if args.sampled else "in-batch",
         "features": "user activity quintile, item popularity decile (derived: the "
                     "LightGCN-format split has ids only)",
         "rows": rows, "best_fixed_tau": best_fixed["tau"],
@@ -171,8 +189,9 @@ def main(argv: list[str] | None = None) -> dict:
           r["test_recall@20"], r["test_ndcg@20"]] for r in rows])
     write_results("feature_two_tower_ml-1m", payload,
                   "# A feature two-tower TFRS model on MovieLens-1M\n\n"
-                  f"Honest protocol, {args.epochs} epochs, batch {args.batch_size}, in-batch "
-                  "negatives, Adam; features derived from the training rows (user activity "
+                  f"Honest protocol, {args.epochs} epochs, batch {args.batch_size}, "
+                  f"{payload['negatives']} negatives, Adam; features derived from the "
+                  "training rows (user activity "
                   f"quintile, item popularity decile).\n\n{table}\n\nBest fixed τ on "
                   f"validation: {best_fixed['tau']}; Adap-τ ≥ it on validation: "
                   f"{payload['adap_tau_ge_best_fixed_on_valid']}; both above stock TFRS: "
