@@ -68,7 +68,8 @@ def resolve_saved_model_dir(path: str | Path) -> Path:
     )
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -76,6 +77,14 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checksums(version_dir: str | Path) -> dict[str, str]:
+    """``{path relative to the version directory: sha256}`` of every file in it
+    (what a manifest's ``checksums`` lists; :func:`verify_checksums` checks it)."""
+    root = Path(version_dir)
+    return {str(path.relative_to(root)): sha256_file(path)
+            for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def verify_checksums(version_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
@@ -110,7 +119,7 @@ def verify_checksums(version_dir: str | Path, manifest: dict[str, Any]) -> list[
             continue
         if not path.is_file():
             problems.append(f"{relative}: missing")
-        elif _sha256(path) != digest:
+        elif sha256_file(path) != digest:
             problems.append(f"{relative}: sha256 differs from the manifest's (the file "
                             "changed after export)")
     scann = manifest.get("scann") or {}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from adaptau_tf.export.check import check_in_subprocess
+from adaptau_tf.export.check import check_in_subprocess, checksums, sha256_file
 from adaptau_tf.export.scann_index import ScannIndex
 from adaptau_tf.export.serving_module import (
     COLD_POLICIES,
@@ -49,14 +48,6 @@ from adaptau_tf.export.serving_module import cold_users as find_cold_users
 MANIFEST_FORMAT = 1
 REFERENCE_USERS = 64
 REFERENCE_K = 20
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def next_version(model_dir: Path) -> int:
@@ -159,7 +150,7 @@ def _write_export(
         "metric": "dot_product",
         "metric_note": _metric_note(info),
         "files": {
-            name: {"path": f"{name}.npy", "sha256": _sha256(items_dir / f"{name}.npy")}
+            name: {"path": f"{name}.npy", "sha256": sha256_file(items_dir / f"{name}.npy")}
             for name in ("embeddings", "ids")
         },
         "scann": scann_info,
@@ -180,9 +171,7 @@ def _write_export(
     }
     # Every file but the manifest itself, relative to the version directory: what the
     # checker, the recommender and the loader verify before they serve anything.
-    manifest["checksums"] = {
-        str(path.relative_to(target)): _sha256(path) for path in sorted(target.rglob("*"))
-        if path.is_file()}
+    manifest["checksums"] = checksums(target)
     (items_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 

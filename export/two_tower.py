@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from adaptau_tf.export.check import ExportChecker
-from adaptau_tf.export.saved_model import _publish, _sha256, next_version
+from adaptau_tf.export.check import ExportChecker, checksums
+from adaptau_tf.export.saved_model import _publish, next_version
 from adaptau_tf.export.scann_index import ScannIndex
 from adaptau_tf.export.two_tower_module import TwoTowerServingModule
 
@@ -202,10 +202,7 @@ def export_two_tower(
                 "tensorflow_version": tf.__version__,
             },
         }
-        manifest["checksums"] = {
-            str(path.relative_to(tmp)): _sha256(path)
-            for path in sorted(tmp.rglob("*")) if path.is_file()
-        }
+        manifest["checksums"] = checksums(tmp)
         (items_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _publish(tmp, final)
     except BaseException:
