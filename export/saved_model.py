@@ -22,13 +22,14 @@ The CLI (``adaptau-export``) rebuilds a training run with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,37 @@ def export_model(
         >>> path.name
         '1'
     """
+    with staged_version(export_dir, model_name, version, overwrite) as (tmp, version):
+        extra = {"model_name": model_name, "version": version}
+        if config is not None:
+            extra["run"] = config
+        _write_export(tmp, model, data, exclude_seen, build_scann, scann_params, extra,
+                      cold_policy=cold_users)
+        if check:
+            report = check_in_subprocess(tmp)
+            if not report.get("ok"):
+                raise RuntimeError(f"export check failed: {report.get('failures')}")
+        if before_publish is not None:
+            before_publish(tmp)
+    return Path(export_dir) / model_name / str(version)
+
+
+@contextlib.contextmanager
+def staged_version(export_dir: str | Path, model_name: str, version: int | None,
+                   overwrite: bool) -> Iterator[tuple[Path, int]]:
+    """A TF Serving version directory written atomically: yields ``(tmp, version)``.
+
+    Checks the name and version, picks ``1 +`` the largest version when
+    ``version`` is None, removes the leftovers of killed exports, and hands out
+    a hidden temporary directory next to the versions (named with this pid,
+    so another export's clean-up spares it). When the block ends without an
+    error the directory is renamed to ``<model_name>/<version>`` (an existing
+    version swapped out); on any error it is deleted.
+
+    Raises:
+        ValueError: a name that is not a plain directory name, or a version < 1.
+        FileExistsError: the version exists and ``overwrite`` is False.
+    """
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
     if version is not None and not (isinstance(version, int) and version > 0):
@@ -257,22 +289,11 @@ def export_model(
     _remove_leftovers(model_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir))
     try:
-        extra = {"model_name": model_name, "version": version}
-        if config is not None:
-            extra["run"] = config
-        _write_export(tmp, model, data, exclude_seen, build_scann, scann_params, extra,
-                      cold_policy=cold_users)
-        if check:
-            report = check_in_subprocess(tmp)
-            if not report.get("ok"):
-                raise RuntimeError(f"export check failed: {report.get('failures')}")
-        if before_publish is not None:
-            before_publish(tmp)
+        yield tmp, version
         _publish(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
 
 
 def _remove_leftovers(model_dir: Path) -> None:

@@ -29,10 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from adaptau_tf.export.check import ExportChecker, checksums
-from adaptau_tf.export.saved_model import _publish, next_version
+from adaptau_tf.export.saved_model import staged_version
 from adaptau_tf.export.scann_index import ScannIndex
 from adaptau_tf.export.two_tower_module import TwoTowerServingModule
 
@@ -146,20 +143,8 @@ def export_two_tower(
         >>> path = export_two_tower(model.user_model, model.movie_model,
         ...                         movies.batch(128), "/tmp/serving", model_name="movies")
     """
-    if not model_name or "/" in model_name or model_name.startswith("."):
-        raise ValueError(f"model_name must be a plain directory name, got {model_name!r}")
-    if version is not None and not (isinstance(version, int) and version > 0):
-        raise ValueError(f"version must be a positive int, got {version!r}")
     ids, vectors = candidate_table(candidates, candidate_model)
-    model_dir = Path(export_dir) / model_name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    version = next_version(model_dir) if version is None else version
-    final = model_dir / str(version)
-    if final.exists() and not overwrite:
-        raise FileExistsError(f"{final} already exists; pass another version or overwrite=True")
-    # adaptau-export's naming: its clean-up of killed exports spares a live pid's directory.
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir))
-    try:
+    with staged_version(export_dir, model_name, version, overwrite) as (tmp, version):
         module = TwoTowerServingModule(query_model, vectors, ids, query_features, max_k, history)
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         checker = ExportChecker(tmp, run_cli=False)
@@ -204,11 +189,7 @@ def export_two_tower(
         }
         manifest["checksums"] = checksums(tmp)
         (items_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        _publish(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return Path(export_dir) / model_name / str(version)
 
 
 def _load_keras(path: str) -> Any:
