@@ -255,11 +255,6 @@ def _train(
         if config["init_from"]:  # before BackupAndRestore, which wins when resuming
             warm_start(model, load_run(config["init_from"], data).model)
     monitor_eval, test_eval = evaluators(data, args.protocol)
-    check_monitor(args.monitor, monitor_eval)
-    # Written once the data, the model and the evaluators are built: a start that
-    # fails before this point leaves no config.json refusing the corrected command.
-    write_json(write_dir / "config.json", config)
-    write_json(write_dir / "data.json", {"sha256": data_fingerprint(data)})
     prefix = "val_" if args.protocol == "honest" else "test_"
     callbacks: list[tf.keras.callbacks.Callback] = []
     if model.task.strategy.adaptive:
@@ -275,7 +270,12 @@ def _train(
         patience=args.patience or None, prefix=prefix, verbose=0,
         backup_dir=str(evaluation_state), delete_backup=False,
         scores=SCORES if args.compare_scores else (),
-    )
+    )  # refuses a --monitor whose cut-off the catalogue cannot serve
+    # Written once the data, the model, the evaluators and the callbacks are built: a
+    # start that fails before this point leaves no config.json refusing the corrected
+    # command.
+    write_json(write_dir / "config.json", config)
+    write_json(write_dir / "data.json", {"sha256": data_fingerprint(data)})
     callbacks.append(evaluation)
     callbacks.extend(analysis_callbacks(args, data, monitor_eval, write_dir))
     callbacks.extend(extra_callbacks)
@@ -348,14 +348,6 @@ def _train(
     write_json(write_dir / "metrics.json", result)
     print(format_metrics_table(test_metrics, title=f"test metrics ({args.protocol} protocol)"))
     return result
-
-
-def check_monitor(monitor: str, evaluator: Any) -> None:
-    """Refuses a ``--monitor`` whose cut-off the catalogue cannot serve."""
-    if monitor not in evaluator.metric_names:
-        raise ValueError(f"--monitor {monitor}: the evaluation computes "
-                         f"{', '.join(evaluator.metric_names)} (cut-offs above the "
-                         f"{evaluator.exclude_csr.shape[1]} items are dropped)")
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
