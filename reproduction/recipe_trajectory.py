@@ -201,6 +201,18 @@ def compare(package: dict[int, dict[str, float]], reference: dict[int, dict[str,
     }
 
 
+def yardstick_table(yardstick: dict[str, Any], rows: tuple[tuple[str, str], ...]) -> str:
+    """Markdown: mean / largest absolute gap (mean signed gap) per metric, one row per
+    ``(label, key of yardstick)``."""
+    return "\n" + markdown_table(
+        [f"mean / largest absolute gap (mean signed gap), epochs {yardstick['span']}",
+         "test Recall@20", "test NDCG@20"],
+        [[label, *(f"{yardstick[key]['mean_abs_gap'][f]:.4f} / "
+                   f"{yardstick[key]['max_abs_gap'][f]:.4f} "
+                   f"({yardstick[key]['mean_gap'][f]:+.4f})" for f in METRICS)]
+         for label, key in rows]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="adaptau-train run directory")
@@ -267,26 +279,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"`{args.reference}` ({len(reference)} epochs); {result['common_epochs']} "
                 f"epochs in common. Over those: {gaps}.\n\n{table}\n\n{summary}\n")
     if "seed_yardstick" in result:
-        y = result["seed_yardstick"]
-        markdown += "\n" + markdown_table(
-            [f"mean / largest absolute gap (mean signed gap), epochs {y['span']}",
-             "test Recall@20", "test NDCG@20"],
-            [[label, *(f"{y[key]['mean_abs_gap'][f]:.4f} / {y[key]['max_abs_gap'][f]:.4f} "
-                       f"({y[key]['mean_gap'][f]:+.4f})" for f in METRICS)]
-             for label, key in ((f"package vs JAX ({args.reference.name})", "package"),
-                                (f"JAX {args.other_seed.name} vs JAX {args.reference.name}",
-                                 "reference_seeds"))]) + "\n"
+        markdown += yardstick_table(result["seed_yardstick"], (
+            (f"package vs JAX ({args.reference.name})", "package"),
+            (f"JAX {args.other_seed.name} vs JAX {args.reference.name}", "reference_seeds")))
     if "package_seed_yardstick" in result:
-        y = result["package_seed_yardstick"]
-        markdown += "\n" + markdown_table(
-            [f"mean / largest absolute gap (mean signed gap), epochs {y['span']}",
-             "test Recall@20", "test NDCG@20"],
-            [[label, *(f"{y[key]['mean_abs_gap'][f]:.4f} / {y[key]['max_abs_gap'][f]:.4f} "
-                       f"({y[key]['mean_gap'][f]:+.4f})" for f in METRICS)]
-             for label, key in ((f"package vs {side_names[1]} ({args.reference.name})",
-                                 "package"),
-                                (f"package seed {args.package_other_seed} vs package "
-                                 f"{args.run}", "package_seeds"))]) + "\n"
+        markdown += yardstick_table(result["package_seed_yardstick"], (
+            (f"package vs {side_names[1]} ({args.reference.name})", "package"),
+            (f"package seed {args.package_other_seed} vs package {args.run}",
+             "package_seeds")))
     write_results(f"recipe_trajectory_{args.name}", payload, markdown)
     print(markdown)
     return payload
