@@ -42,22 +42,9 @@ from adaptau_tf.callbacks import AdaptiveTemperature  # noqa: E402
 from adaptau_tf.data import load_lightgcn  # noqa: E402
 from adaptau_tf.models import build_model  # noqa: E402
 from benchmarks.reporting import SHARED_DATA, markdown_table, write_results  # noqa: E402
+from benchmarks.train_speed import EpochTimer  # noqa: E402
 
 PARTS = ("propagation_forward", "propagation_backward", "loss", "adam", "train_step")
-
-
-class EpochSeconds(tf.keras.callbacks.Callback):
-    """Wall time of every epoch (after the callbacks before it in the list)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -137,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = data.train_dataset(2048, seed=0)
     steps = int(dataset.cardinality())
     # The first epoch also traces the step twice (the last batch is smaller): time the second.
-    timer = EpochSeconds()
+    timer = EpochTimer()
     model.fit(dataset, epochs=2, verbose=0, callbacks=[callback, timer])
     seconds = timer.seconds[-1]
 
