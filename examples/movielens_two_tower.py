@@ -59,6 +59,7 @@ import tensorflow_recommenders as tfrs
 
 from adaptau_tf.callbacks import AdaptiveTemperature
 from adaptau_tf.evaluation import RankingEvaluator
+from adaptau_tf.export.check import check_in_subprocess
 from adaptau_tf.export.two_tower import export_two_tower
 from adaptau_tf.layers import L2Normalization
 from adaptau_tf.tasks import AdaptiveRetrieval
@@ -147,7 +148,10 @@ def export_and_query(model: MovielensModel, movies: tf.data.Dataset, export_dir:
     out = served(user_id=tf.constant(user_ids), k=tf.fill([len(user_ids)], k),
                  history=tf.constant([[b""]] * len(user_ids)))
     titles = [[t.decode() for t in row] for row in out["item_ids"].numpy()]
-    return {"path": str(path), "user_ids": [u.decode() for u in user_ids], "titles": titles}
+    # What a serving team runs before deploying: adaptau-check-export, in a fresh process.
+    report = check_in_subprocess(path, run_cli=False)
+    return {"path": str(path), "user_ids": [u.decode() for u in user_ids], "titles": titles,
+            "check": {"ok": report["ok"], "failures": report["failures"]}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -224,6 +228,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                   [unique_user_ids[0], b"a user nobody has seen"])
         for user, titles in zip(served["user_ids"], served["titles"]):
             print(f"served top-{len(titles)} for {user!r}: {titles[:3]} ...")
+        print("adaptau-check-export: " + ("OK" if served["check"]["ok"]
+                                          else "FAILED " + "; ".join(served["check"]["failures"])))
     if args.output:
         path = Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,10 @@ is proved to load without the package's layers, losses or TFRS. The checks:
    vectors it exported) is at least ``--min-scann-recall``, for users spread
    over the id range (ScaNN is imported only after checks 1-4 proved the
    SavedModel needs none of it).
+
+Exports of ``export_two_tower`` (manifest ``kind: two_tower``) get the same
+five checks on their own signatures, run on the sample queries the exporter
+stored (:mod:`adaptau_tf.export.two_tower_check`); :func:`checker_for` picks.
 """
 
 from __future__ import annotations
@@ -414,6 +418,26 @@ class ExportChecker:
         return self.report
 
 
+def checker_for(path: str | Path, *args: Any, **kwargs: Any) -> ExportChecker:
+    """The checker for the export at ``path``: by its manifest's ``kind``.
+
+    ``kind: two_tower`` (``export_two_tower``) gets
+    :class:`~adaptau_tf.export.two_tower_check.TwoTowerExportChecker`, a run
+    export (``adaptau-export``) :class:`ExportChecker`; arguments are theirs.
+
+    Example:
+        >>> checker_for("/tmp/serving/movies").run()["ok"]
+        True
+    """
+    manifest = resolve_saved_model_dir(path) / "items" / "manifest.json"
+    kind = json.loads(manifest.read_text()).get("kind") if manifest.is_file() else None
+    if kind == "two_tower":
+        from adaptau_tf.export.two_tower_check import TwoTowerExportChecker
+
+        return TwoTowerExportChecker(path, *args, **kwargs)
+    return ExportChecker(path, *args, **kwargs)
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: SIGKILL it when its parent dies (Linux only)."""
     if sys.platform.startswith("linux"):
@@ -468,8 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="lowest ScaNN recall@k against exact search that passes")
     args = parser.parse_args(argv)
     try:
-        report = ExportChecker(args.export, args.reference, run_cli=args.run_cli,
-                               min_scann_recall=args.min_scann_recall).run()
+        report = checker_for(args.export, args.reference, run_cli=args.run_cli,
+                             min_scann_recall=args.min_scann_recall).run()
     except FileNotFoundError as error:
         report = {"ok": False, "failures": [str(error)]}
     if args.json:
@@ -485,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sc = report["scann"]
         print(f"ScaNN ({sc['strategy']}) recall@{sc['k']} against exact search on "
               f"{sc['users']} users: {sc['recall']:.4f}")
+    for name, value in report.get("signatures", {}).get("behaviours", {}).items():
+        print(f"{name}: {value}")
     for failure in report["failures"]:
         print(f"FAIL: {failure}")
     print("OK" if report["ok"] else "FAILED")

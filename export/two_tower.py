@@ -97,6 +97,69 @@ def _json_ids(ids: np.ndarray) -> list[Any]:
     return ids.tolist()
 
 
+def pick_sample_queries(
+    query_model: Any,
+    specs: Sequence[tf.TensorSpec],
+    given: Mapping[str, Any] | Any = None,
+    count: int = 64,
+) -> dict[str, np.ndarray]:
+    """``{feature: [B]}`` sample queries for the export's reference and checks.
+
+    ``given`` (a mapping, or one array for a single feature) is used as is;
+    otherwise a single feature takes up to ``count`` entries spread over the
+    vocabulary of the query tower's first ``StringLookup``/``IntegerLookup``
+    of that dtype, and anything else ``"0"..`` / ``0..`` (pass real queries
+    through ``sample_queries=`` for a meaningful reference).
+
+    Raises:
+        ValueError: given queries that miss a feature or differ in length.
+    """
+    names = [spec.name for spec in specs]
+    if given is not None:
+        given = given if isinstance(given, Mapping) else {names[0]: given}
+        missing = [name for name in names if name not in given]
+        arrays = {name: np.asarray(given[name]) for name in names if name in given}
+        if missing or len({a.shape[0] for a in arrays.values()}) != 1:
+            raise ValueError(f"sample_queries must give every feature {names} with one length, "
+                             f"got {{{', '.join(f'{n}: {a.shape}' for n, a in arrays.items())}}}")
+        return arrays
+    if len(specs) == 1:
+        lookups = (tf.keras.layers.StringLookup, tf.keras.layers.IntegerLookup)
+        for layer in getattr(query_model, "submodules", ()):
+            if isinstance(layer, lookups):
+                vocabulary = np.asarray(layer.get_vocabulary()[layer.num_oov_indices:])
+                if vocabulary.size and (vocabulary.dtype.kind in "SUO") == (
+                        specs[0].dtype == tf.string):
+                    rows = np.unique(np.linspace(0, vocabulary.size - 1, count).astype(int))
+                    picked = vocabulary[rows]
+                    if specs[0].dtype == tf.string:
+                        return {names[0]: np.array([str(v).encode() for v in picked], object)}
+                    return {names[0]: picked.astype(specs[0].dtype.as_numpy_dtype)}
+    size = min(count, 8)
+    return {spec.name: (np.array([str(i).encode() for i in range(size)], object)
+                        if spec.dtype == tf.string
+                        else np.arange(size).astype(spec.dtype.as_numpy_dtype))
+            for spec in specs}
+
+
+def _reference(query_model: Any, module: TwoTowerServingModule, queries: dict[str, np.ndarray],
+               ids: np.ndarray, vectors: np.ndarray, path: Path) -> None:
+    """The in-memory towers' top-k for ``queries``, for ``adaptau-check-export``."""
+    inputs = ({name: tf.constant(value) for name, value in queries.items()}
+              if not module.single_feature else tf.constant(queries[module.feature_names[0]]))
+    query = np.asarray(query_model(inputs, training=False), np.float32)
+    scores = query @ vectors.T
+    k = min(10, module.max_k)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top_ids = ids[order]
+    arrays = {f"query/{name}": (value.astype(bytes) if value.dtype == object else value)
+              for name, value in queries.items()}
+    path.mkdir(parents=True, exist_ok=True)
+    np.savez(path / "reference_topk.npz", k=np.int64(k),
+             item_ids=top_ids.astype(bytes) if top_ids.dtype.kind in "OU" else top_ids,
+             scores=np.take_along_axis(scores, order, axis=1), **arrays)
+
+
 def export_two_tower(
     query_model: Any,
     candidate_model: Any,
@@ -110,8 +173,13 @@ def export_two_tower(
     build_scann: bool = True,
     scann_params: dict[str, Any] | None = None,
     overwrite: bool = False,
+    sample_queries: Mapping[str, Any] | Any = None,
 ) -> Path:
     """Writes a TF Serving-ready SavedModel of ``query_model`` over ``candidates``.
+
+    Beside it, ``assets.extra/reference_topk.npz`` (a folder TF Serving
+    ignores) holds sample queries and the in-memory towers' top-10 for them,
+    which ``adaptau-check-export`` compares the SavedModel with.
 
     Args:
         query_model: the query tower, raw features in (lookups inside).
@@ -130,6 +198,8 @@ def export_two_tower(
         build_scann: build and save a ScaNN index beside the SavedModel.
         scann_params: override of :meth:`ScannIndex.choose_params`.
         overwrite: replace an existing ``version``.
+        sample_queries: queries for the reference (see :func:`pick_sample_queries`;
+            default: spread over the query tower's lookup vocabulary).
 
     Returns:
         The published version directory.
@@ -147,6 +217,9 @@ def export_two_tower(
     with staged_version(export_dir, model_name, version, overwrite) as (tmp, version):
         module = TwoTowerServingModule(query_model, vectors, ids, query_features, max_k, history)
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+        specs = module.query_embedding.input_signature
+        _reference(query_model, module, pick_sample_queries(
+            query_model, specs, sample_queries), ids, vectors, tmp / "assets.extra")
         checker = ExportChecker(tmp, run_cli=False)
         checker.check_ops()
         if checker.report["ops"]["bad"]:
@@ -227,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="serving_default without the history input")
     parser.add_argument("--no-scann", dest="build_scann", action="store_false")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--sample-queries", default=None,
+                        help="query ids (text file or .npy) for the reference top-k that "
+                             "adaptau-check-export compares with (default: from the lookup)")
     args = parser.parse_args(argv)
     if (args.candidate_model is None) == (args.candidate_embeddings is None):
         parser.error("give exactly one of --candidate-model and --candidate-embeddings")
@@ -244,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_name=args.model_name, version=args.version, query_features=feature,
         max_k=args.max_k, history=args.history, build_scann=args.build_scann,
         overwrite=args.overwrite,
+        sample_queries=_read_ids(args.sample_queries) if args.sample_queries else None,
     )
     print(path)
     return 0

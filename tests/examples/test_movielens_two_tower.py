@@ -91,10 +91,12 @@ def test_per_user_tau_trains_and_the_export_answers_by_raw_id(tmp_path, capsys):
     assert len(served["titles"]) == 2  # a known user and one nobody has seen
     for row in served["titles"]:
         assert len(row) == 10 and set(row) <= titles and len(set(row)) == 10
+    assert served["check"] == {"ok": True, "failures": []}  # adaptau-check-export passes
     saved = json.loads(output.read_text())
     assert saved["history"]["tau0"] == [float(v) for v in history["tau0"]]
     printed = capsys.readouterr().out
     assert "epoch 2: loss=" in printed and "served top-10 for" in printed
+    assert "adaptau-check-export: OK" in printed
 
 
 def test_the_tutorial_model_without_user_ids_shares_tau0():
