@@ -233,18 +233,26 @@ class ExportChecker:
         else:
             self.fail(f"{name}: expected InvalidArgumentError for {kwargs}, got a result")
 
-    def run_signatures(self) -> dict[str, np.ndarray] | None:
-        """Loads the SavedModel and runs each signature; returns serving outputs."""
+    def _load(self, signatures: Sequence[str]) -> Any:
+        """The loaded SavedModel, or ``None`` (a failure recorded) when it cannot
+        load or lacks one of ``signatures``; starts the report's ``signatures``."""
         self.report["signatures"] = {"errors": {}}
         try:
             loaded = tf.saved_model.load(str(self.path))
         except Exception as error:  # noqa: BLE001  (reported, not raised)
             self.fail(f"tf.saved_model.load failed: {type(error).__name__}: {error}"[:500])
             return None
-        missing = [name for name in REQUIRED_SIGNATURES if name not in loaded.signatures]
+        missing = [name for name in signatures if name not in loaded.signatures]
         self.report["signatures"]["names"] = sorted(loaded.signatures)
         if missing:
             self.fail(f"missing signatures {missing}; found {sorted(loaded.signatures)}")
+            return None
+        return loaded
+
+    def run_signatures(self) -> dict[str, np.ndarray] | None:
+        """Loads the SavedModel and runs each signature; returns serving outputs."""
+        loaded = self._load(REQUIRED_SIGNATURES)
+        if loaded is None:
             return None
         sigs = loaded.signatures
         items = {key: value.numpy() for key, value in sigs["item_embeddings"]().items()}
@@ -302,16 +310,20 @@ class ExportChecker:
         return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
-    def run_saved_model_cli(self, served: dict[str, np.ndarray] | None) -> None:
-        """``saved_model_cli show --all`` and ``run`` on serving_default."""
+    def _cli_show(self, signatures: Sequence[str]) -> dict[str, Any]:
+        """``saved_model_cli show --all`` must list ``signatures``; returns the report."""
         shown = self._cli("show", "--all", "--dir", str(self.path))
-        report: dict[str, Any] = {"show_returncode": shown.returncode}
         if shown.returncode != 0:
             self.fail(f"saved_model_cli show failed: {shown.stderr[-500:]}")
         else:
-            absent = [n for n in REQUIRED_SIGNATURES if f"signature_def['{n}']" not in shown.stdout]
+            absent = [n for n in signatures if f"signature_def['{n}']" not in shown.stdout]
             if absent:
                 self.fail(f"saved_model_cli show does not list {absent}")
+        return {"show_returncode": shown.returncode}
+
+    def run_saved_model_cli(self, served: dict[str, np.ndarray] | None) -> None:
+        """``saved_model_cli show --all`` and ``run`` on serving_default."""
+        report = self._cli_show(REQUIRED_SIGNATURES)
         users, k = self._sample()
         with tempfile.TemporaryDirectory() as outdir:
             ran = self._cli("run", "--dir", str(self.path), "--tag_set", "serve",

@@ -98,16 +98,8 @@ class TwoTowerExportChecker(ExportChecker):
 
     def run_signatures(self) -> dict[str, np.ndarray] | None:
         """Loads the SavedModel, runs each signature on the sample queries (check 2)."""
-        self.report["signatures"] = {"errors": {}}
-        try:
-            loaded = tf.saved_model.load(str(self.path))
-        except Exception as error:  # noqa: BLE001  (reported, not raised)
-            self.fail(f"tf.saved_model.load failed: {type(error).__name__}: {error}"[:500])
-            return None
-        self.report["signatures"]["names"] = sorted(loaded.signatures)
-        missing = [name for name in SIGNATURES if name not in loaded.signatures]
-        if missing:
-            self.fail(f"missing signatures {missing}; found {sorted(loaded.signatures)}")
+        loaded = self._load(SIGNATURES)
+        if loaded is None:
             return None
         sigs = loaded.signatures
         cands = {key: value.numpy() for key, value in sigs["candidate_embeddings"]().items()}
@@ -205,14 +197,7 @@ class TwoTowerExportChecker(ExportChecker):
         """``saved_model_cli show --all`` and ``run`` with ``.npy`` inputs (check 3)."""
         if self.reference is None:
             return
-        shown = self._cli("show", "--all", "--dir", str(self.path))
-        report: dict[str, Any] = {"show_returncode": shown.returncode}
-        if shown.returncode != 0:
-            self.fail(f"saved_model_cli show failed: {shown.stderr[-500:]}")
-        else:
-            absent = [n for n in SIGNATURES if f"signature_def['{n}']" not in shown.stdout]
-            if absent:
-                self.fail(f"saved_model_cli show does not list {absent}")
+        report = self._cli_show(SIGNATURES)
         queries, k = self._queries()
         feed = self._feed(queries, np.full(len(next(iter(queries.values()))), k))
         with tempfile.TemporaryDirectory() as tmp:
