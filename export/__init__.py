@@ -11,5 +11,7 @@ adaptau_tf.export.check`` runs without the package's modeling code):
 * :mod:`adaptau_tf.export.two_tower_module` - ``TwoTowerServingModule`` (its graph);
 * :mod:`adaptau_tf.export.scann_index` - ``ScannIndex`` (build, save, load, search);
 * :mod:`adaptau_tf.export.check` - ``ExportChecker`` / ``adaptau-check-export``;
+* :mod:`adaptau_tf.export.two_tower_check` - ``TwoTowerExportChecker`` (two-tower exports);
+* :mod:`adaptau_tf.export.integrity` - file checksums of an export and their check;
 * :mod:`adaptau_tf.export.recommend` - ``Recommender`` / ``adaptau-recommend``.
 """

@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from adaptau_tf.export.check import resolve_saved_model_dir, verify_checksums  # noqa: E402
+from adaptau_tf.export.check import resolve_saved_model_dir  # noqa: E402
+from adaptau_tf.export.integrity import verify_checksums  # noqa: E402
 
 BACKENDS = ("saved-model", "scann")
 

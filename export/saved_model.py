@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from adaptau_tf.export.check import check_in_subprocess, checksums, sha256_file
+from adaptau_tf.export.check import check_in_subprocess
+from adaptau_tf.export.integrity import checksums, sha256_file
 from adaptau_tf.export.scann_index import ScannIndex
 from adaptau_tf.export.serving_module import (
     COLD_POLICIES,

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from adaptau_tf.export.check import ExportChecker, checksums
+from adaptau_tf.export.check import ExportChecker
+from adaptau_tf.export.integrity import checksums
 from adaptau_tf.export.saved_model import staged_version
 from adaptau_tf.export.scann_index import ScannIndex
 from adaptau_tf.export.two_tower_module import TwoTowerServingModule
