@@ -37,13 +37,17 @@ SIGNATURES = ("serving_default", "query_embedding", "candidate_embeddings")
 UNKNOWN_ID = "\x00adaptau-unknown-id"
 
 
+def _id_key(value: Any) -> Any:
+    """A raw id as one comparable value: bytes decoded, everything else as is."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
 def _ids_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Elementwise equality of raw ids, bytes and str alike."""
     def norm(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype.kind in "SOU":
-            return np.vectorize(lambda v: v.decode("utf-8", "backslashreplace")
-                                if isinstance(v, bytes) else str(v), otypes=[object])(x)
+            return np.vectorize(lambda v: str(_id_key(v)), otypes=[object])(x)
         return x
     return norm(a) == norm(b)
 
@@ -131,9 +135,8 @@ class TwoTowerExportChecker(ExportChecker):
             return out
         if np.any(np.diff(out["scores"], axis=1) > 0):
             self.fail("serving_default scores are not sorted best first")
-        position = {(i.decode() if isinstance(i, bytes) else i): r for r, i in enumerate(
-            ids.tolist())}
-        rows = np.vectorize(lambda i: position.get(i.decode() if isinstance(i, bytes) else i, -1),
+        position = {_id_key(i): r for r, i in enumerate(ids.tolist())}
+        rows = np.vectorize(lambda i: position.get(_id_key(i), -1),
                             otypes=[np.int64])(out["item_ids"])
         if np.any(rows < 0):
             self.fail("serving_default returned ids that are not candidates")
