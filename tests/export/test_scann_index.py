@@ -33,8 +33,11 @@ def test_params_depend_on_catalogue_size():
     assert gowalla["num_leaves_to_search"] == 41 and gowalla["reorder"] == 200
     assert ScannIndex.choose_params(40_981, 64, normalized=False)["reorder"] == 1000
     big = ScannIndex.choose_params(1_000_000, 64)
-    # 2√m = 2000 leaves of 500 items, 5,000 items scanned: 10 leaves.
-    assert (big["num_leaves"], big["num_leaves_to_search"], big["reorder"]) == (2000, 10, 200)
+    # 2√m = 2000 leaves of 500 items (spherical for unit vectors), 2,500 scanned: 5 leaves.
+    assert (big["num_leaves"], big["num_leaves_to_search"], big["reorder"]) == (2000, 5, 150)
+    assert big["spherical"] and not gowalla["spherical"]
+    raw = ScannIndex.choose_params(1_000_000, 64, normalized=False)
+    assert not raw["spherical"] and (raw["num_leaves_to_search"], raw["reorder"]) == (40, 1000)
     assert big["training_sample_size"] == 250_000
     json.dumps(big)  # JSON-ready for the manifest
     with pytest.raises(ValueError, match="got 0"):
