@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
 
+from adaptau_tf.tasks._checks import gradient_recording, positive_int
 from adaptau_tf.tasks.refresh_monitor import RefreshMonitor
 from adaptau_tf.tasks.score_accumulator import ScoreAccumulator
 from adaptau_tf.tasks.scores import (
+    full_softmax_loss,
+    full_unit_loss,
     global_batch_size,
     retrieval_scores,
     softmax_loss,
@@ -23,22 +25,6 @@ __all__ = ["LOSS_FORMS", "REDUCTIONS", "AdaptiveRetrieval", "global_batch_size"]
 
 LOSS_FORMS: tuple[str, ...] = ("paper", "reference")
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    """``value`` as an int (NumPy ints included), or a ValueError quoting it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _gradient_recording() -> bool:
-    """Whether a ``GradientTape`` records (Keras's ``train_step`` wraps ``compute_loss`` in one)."""
-    try:
-        from tensorflow.python.eager import record
-    except ImportError:  # pragma: no cover  (older TF)
-        return False
-    return bool(record.could_possibly_record())
 
 
 @tf.keras.utils.register_keras_serializable(package="adaptau_tf")
@@ -132,13 +118,13 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        num_users = _positive_int("num_users", num_users)
+        num_users = positive_int("num_users", num_users)
         if loss_form not in LOSS_FORMS:
             raise ValueError(f"loss_form must be one of {LOSS_FORMS}, got {loss_form!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if num_hard_negatives is not None:
-            num_hard_negatives = _positive_int("num_hard_negatives", num_hard_negatives)
+            num_hard_negatives = positive_int("num_hard_negatives", num_hard_negatives)
         if isinstance(strategy, dict):
             strategy = tf.keras.utils.deserialize_keras_object(strategy)
         if strategy is None:
@@ -235,16 +221,34 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
                 f"got shape {query.shape}"
             )
         user_ids = self._user_ids(user_ids)
-        positive_scores, negative_scores, keep, log_q = retrieval_scores(
-            query, candidates, candidate_sampling_probability, candidate_ids,
-            negative_embeddings, negative_ids, negative_sampling_probability,
-            self.remove_accidental_hits, score_mask,
-        )
-        per_example = self._scaled_loss(user_ids, positive_scores, negative_scores, keep, log_q)
         if training is None:
-            training = _gradient_recording()
-        if training:
-            self._accumulate(query, user_ids, positive_scores, negative_scores - log_q, keep)
+            training = gradient_recording()
+        batch_metrics = compute_batch_metrics and bool(self.batch_metrics)
+        if (negative_embeddings is None and candidate_sampling_probability is None
+                and score_mask is None and not self.remove_accidental_hits
+                and self.loss_form == "paper" and self.num_hard_negatives is None
+                and not batch_metrics):
+            # Plain in-batch paper form: row b's softmax runs over the whole score
+            # row, its positive (the diagonal) once in the denominator, as in
+            # tfrs.tasks.Retrieval: no mask, no copy (the general path's values).
+            scores = tf.matmul(query, candidates, transpose_b=True)
+            positive_scores = tf.linalg.diag_part(scores)
+            _, user_scale = self._scales(user_ids, positive_scores)
+            per_example = full_softmax_loss(scores, user_scale)
+            if training:
+                self._accumulate(query, user_ids, positive_scores, lambda: full_unit_loss(
+                    tf.stop_gradient(scores), small=self.strategy.normalize))
+        else:
+            positive_scores, negative_scores, keep, log_q = retrieval_scores(
+                query, candidates, candidate_sampling_probability, candidate_ids,
+                negative_embeddings, negative_ids, negative_sampling_probability,
+                self.remove_accidental_hits, score_mask,
+            )
+            per_example = self._scaled_loss(user_ids, positive_scores, negative_scores, keep,
+                                            log_q)
+            if training:
+                self._accumulate(query, user_ids, positive_scores, lambda: self._unit_loss(
+                    positive_scores, negative_scores - log_q, keep))
 
         weight = None
         if sample_weight is not None:
@@ -257,7 +261,7 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             for metric in self.factorized_metrics:
                 update_ops.append(metric.update_state(
                     query, positives, true_candidate_ids=true_ids, sample_weight=weight))
-        if compute_batch_metrics and self.batch_metrics:
+        if batch_metrics:
             scores = tf.concat([positive_scores[:, None], negative_scores], axis=1)
             labels = tf.one_hot(tf.zeros_like(positive_scores, tf.int32), tf.shape(scores)[1])
             for metric in self.batch_metrics:
@@ -331,19 +335,31 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         ]):
             return tf.identity(user_ids)
 
-    def _scaled_loss(self, user_ids: tf.Tensor | None, positive_scores: tf.Tensor,
-                     negative_scores: tf.Tensor, keep: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
-        """``[B]`` losses at the strategy's current temperatures for the loss form."""
+    def _scales(self, user_ids: tf.Tensor | None,
+                positive_scores: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(positive [B], negative [B])`` inverse temperatures of the rows."""
         ids = user_ids if user_ids is not None else tf.zeros_like(positive_scores, tf.int64)
         global_scale, user_scale = self.strategy(
             ids, self.inverse_temperature, self.user_inverse_temperature
         )
         if user_ids is None:
             user_scale = global_scale  # every row at τ0 (Adap-τ0)
-        positive_scale = user_scale if self.loss_form == "paper" else global_scale
+        return (user_scale if self.loss_form == "paper" else global_scale), user_scale
+
+    def _scaled_loss(self, user_ids: tf.Tensor | None, positive_scores: tf.Tensor,
+                     negative_scores: tf.Tensor, keep: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
+        """``[B]`` losses at the strategy's current temperatures for the loss form."""
+        positive_scale, user_scale = self._scales(user_ids, positive_scores)
         return self._softmax_loss(
             positive_scores * positive_scale, negative_scores * user_scale[:, None] - log_q, keep
         )
+
+    def _unit_loss(self, positive_scores: tf.Tensor, negative_logits: tf.Tensor,
+                   keep: tf.Tensor) -> tf.Tensor:
+        """``[B]`` losses at τ = 1 (the per-user statistic of Adap-τ)."""
+        if self.strategy.normalize and self.num_hard_negatives is None:  # cosines
+            return unit_softmax_loss(positive_scores, negative_logits, keep, self.loss_form)
+        return self._softmax_loss(positive_scores, negative_logits, keep)
 
     def _softmax_loss(self, positive_logits: tf.Tensor, negative_logits: tf.Tensor,
                       keep: tf.Tensor) -> tf.Tensor:
@@ -351,9 +367,8 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
                             self.num_hard_negatives)
 
     def _accumulate(self, query: tf.Tensor, user_ids: tf.Tensor | None,
-                    positive_scores: tf.Tensor, negative_logits: tf.Tensor,
-                    keep: tf.Tensor) -> None:
-        """Training-time statistics of a batch (unit-temperature logits ``negative_logits``)."""
+                    positive_scores: tf.Tensor, unit_loss: Callable[[], tf.Tensor]) -> None:
+        """Training-time statistics of a batch (``unit_loss()``: ``[B]`` losses at τ = 1)."""
         if self.strategy.adaptive:
             self.refresh_monitor.count_step()
         positive_scores = tf.stop_gradient(positive_scores)
@@ -362,12 +377,7 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         if user_ids is None:
             return
         if self.accumulates_user_loss:
-            if self.strategy.normalize and self.num_hard_negatives is None:  # cosines
-                unit = unit_softmax_loss(positive_scores, tf.stop_gradient(negative_logits),
-                                         keep, self.loss_form)
-            else:
-                unit = self._softmax_loss(positive_scores, negative_logits, keep)
-            unit = tf.stop_gradient(unit)
+            unit = tf.stop_gradient(unit_loss())
             self.user_loss_sum.assign_add(
                 tf.math.unsorted_segment_sum(unit, user_ids, self.num_users))
         if self.accumulates_user_loss or self.score_accumulator.enabled:

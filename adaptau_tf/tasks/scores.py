@@ -225,3 +225,51 @@ def unit_softmax_loss(positive_logits: tf.Tensor, negative_logits: tf.Tensor,
     if loss_form == "paper":
         total += tf.exp(positive_logits)
     return tf.math.log(total) - positive_logits
+
+
+def full_softmax_loss(scores: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """Paper-form loss of plain in-batch rows: a softmax over the whole score row.
+
+    Row ``b`` of ``scores`` ``[B, C]`` holds its positive at column ``b`` (the
+    diagonal) and its negatives everywhere else, with nothing masked: the
+    paper form's denominator (the positive once, every negative) is the whole
+    row, so the loss is the softmax cross-entropy of the row with label ``b``,
+    computed as ``tfrs.tasks.Retrieval`` does, by TF's fused kernel (loss and
+    gradient in one pass; :func:`softmax_loss` gives the same values from the
+    masked negatives plus the positive).
+
+    Args:
+        scores: ``[B, C]`` unscaled scores, ``C >= B``.
+        scale: ``[B]`` inverse temperatures of the rows.
+
+    Returns:
+        ``[B]`` losses.
+
+    Example:
+        >>> float(full_softmax_loss(tf.zeros([1, 2]), tf.ones([1]))[0])
+        0.6931...
+    """
+    shape = tf.shape(scores)
+    labels = tf.eye(shape[0], shape[1], dtype=scores.dtype)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=scores * scale[:, None])
+
+
+def full_unit_loss(scores: tf.Tensor, small: bool = True) -> tf.Tensor:
+    """:func:`full_softmax_loss` at τ = 1, forward only (the per-user statistic).
+
+    Args:
+        scores: ``[B, C]`` as for :func:`full_softmax_loss`.
+        small: scores known to be small (cosines): ``log Σ exp`` without the
+            max pass, as :func:`unit_softmax_loss`.
+
+    Returns:
+        ``[B]`` losses.
+
+    Example:
+        >>> float(full_unit_loss(tf.zeros([1, 2]))[0])
+        0.6931...
+    """
+    positives = tf.linalg.diag_part(scores)
+    if small:
+        return tf.math.log(tf.reduce_sum(tf.exp(scores), axis=1)) - positives
+    return tf.reduce_logsumexp(scores, axis=1) - positives

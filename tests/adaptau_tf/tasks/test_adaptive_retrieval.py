@@ -177,22 +177,45 @@ def test_mean_reduction_is_batch_size_invariant_and_weighted(batch):
     assert float(weighted) == pytest.approx((weights * rows).sum() / 5, rel=1e-6)
 
 
-def test_accumulators_hold_unit_temperature_losses_only_in_training(batch):
+@pytest.mark.parametrize("mode", ["sampled", "in-batch"])
+def test_accumulators_hold_unit_temperature_losses_only_in_training(batch, mode):
     task = _adaptive_task("paper")
+    negatives = batch["negatives"] if mode == "sampled" else None
     task(batch["query"], batch["positives"], user_ids=batch["user_ids"],
-         negative_embeddings=batch["negatives"], training=False)
+         negative_embeddings=negatives, training=False)
     assert task.user_loss_count.numpy().sum() == 0
     for _ in range(2):
         task(batch["query"], batch["positives"], user_ids=batch["user_ids"],
-             negative_embeddings=batch["negatives"], training=True)
+             negative_embeddings=negatives, training=True)
     ones = np.ones(5)
-    unit = numpy_losses(batch["query"], batch["positives"], batch["negatives"], ones, ones,
-                        "paper")
+    unit = numpy_losses(batch["query"], batch["positives"], negatives, ones, ones, "paper")
     expected_sum = 2 * np.bincount(batch["user_ids"], weights=unit, minlength=4)
     np.testing.assert_allclose(task.user_loss_sum.numpy(), expected_sum, rtol=1e-5)
     np.testing.assert_array_equal(task.user_loss_count.numpy(), [2, 2, 2, 4])
     task.reset_user_loss()
     assert task.user_loss_sum.numpy().sum() == 0
+
+
+@pytest.mark.parametrize("strategy", ["adap-tau", "nonorm"])
+def test_plain_in_batch_path_equals_the_masked_path(batch, strategy):
+    """Plain in-batch rows (extra candidate rows included) take the unmasked softmax;
+    an all-true score_mask forces the general path: same loss, gradient and statistics."""
+    candidates = np.concatenate([batch["positives"], batch["negatives"]])
+    results = []
+    for mask in (None, np.ones((5, 12), bool)):
+        task = AdaptiveRetrieval(num_users=4, strategy=strategy, track_user_loss=True)
+        if strategy == "adap-tau":
+            task.user_inverse_temperature.assign(1 / np.array([0.1, 0.3, 0.25, 0.5], np.float32))
+        query = tf.Variable(batch["query"] * (1.0 if strategy == "adap-tau" else 2.5))
+        with tf.GradientTape() as tape:
+            loss = task(query, candidates, user_ids=batch["user_ids"], score_mask=mask,
+                        training=True)
+        results.append((float(loss), tape.gradient(loss, query).numpy(),
+                        task.user_loss_sum.numpy()))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-5)
+    assert results[0][2].sum() > 0
 
 
 def test_fixed_strategy_does_not_accumulate_unless_asked(batch):
