@@ -13,7 +13,9 @@ each with in-batch negatives and with 1024 sampled negatives passed the TFRS
 way, as extra candidates after the batch's positives with their
 ``candidate_ids``. One process, one run: every round trains one epoch of every
 configuration in turn, so all see the same machine load; the figure is the
-median over ``--rounds`` rounds of an epoch's seconds per step. Writes
+median over ``--rounds`` rounds of an epoch's seconds per step (the fastest
+round is kept too: on a shared machine whole rounds slow down together, and
+noise only ever adds time). Writes
 ``results/tfrs_overhead.{json,md}``.
 
 Usage:
@@ -117,21 +119,30 @@ def main(argv: list[str] | None = None) -> dict:
             model.fit(dataset, epochs=1, verbose=0, callbacks=callbacks)
             times[key].append(1000 * (time.perf_counter() - start) / steps)
     rows = [{"task": t, "negatives": n, "ms_per_step": statistics.median(times[(t, n)]),
-             "ms_per_step_rounds": times[(t, n)]} for (t, n) in configs]
-    by = {(r["task"], r["negatives"]): r["ms_per_step"] for r in rows}
+             "ms_per_step_min": min(times[(t, n)]), "ms_per_step_rounds": times[(t, n)]}
+            for (t, n) in configs]
+    by = {(r["task"], r["negatives"]): r for r in rows}
     for row in rows:
-        row["over_tfrs"] = row["ms_per_step"] / by[("tfrs", row["negatives"])]
-    ratios = [by[("adap-tau", n)] / by[("tfrs", n)] for n in NEGATIVES]
+        base = by[("tfrs", row["negatives"])]
+        row["over_tfrs"] = row["ms_per_step"] / base["ms_per_step"]
+        row["over_tfrs_min"] = row["ms_per_step_min"] / base["ms_per_step_min"]
+    ratios = [by[("adap-tau", n)]["over_tfrs"] for n in NEGATIVES]
+    ratios_min = [by[("adap-tau", n)]["over_tfrs_min"] for n in NEGATIVES]
     payload = {"dataset": "ml-1m", "batch_size": 2048, "steps_per_epoch": steps,
                "rounds": args.rounds, "rows": rows, "adap_tau_over_tfrs": max(ratios),
-               "adap_tau_over_tfrs_by_negatives": dict(zip(NEGATIVES, ratios))}
-    table = markdown_table(["negatives", "task", "ms / step (median)", "× tfrs"],
-                           [[r["negatives"], r["task"], r["ms_per_step"], r["over_tfrs"]]
-                            for r in rows])
+               "adap_tau_over_tfrs_by_negatives": dict(zip(NEGATIVES, ratios)),
+               "adap_tau_over_tfrs_min": max(ratios_min)}
+    table = markdown_table(
+        ["negatives", "task", "ms / step (median)", "× tfrs", "ms / step (fastest round)",
+         "× tfrs (fastest)"],
+        [[r["negatives"], r["task"], r["ms_per_step"], r["over_tfrs"], r["ms_per_step_min"],
+          r["over_tfrs_min"]] for r in rows])
     write_results("tfrs_overhead", payload,
                   "# AdaptiveRetrieval against tfrs.tasks.Retrieval (ML-1M MF towers)\n\n"
                   f"{table}\n\nAdap-τ (callback included) over TFRS: "
-                  f"{max(ratios):.3f}× at worst (target <= 1.10).")
+                  f"{max(ratios):.3f}× at worst on medians, {max(ratios_min):.3f}× on the "
+                  "fastest rounds (target <= 1.10). The fastest round is the one least "
+                  "disturbed by the machine (noise only adds time); both are kept.")
     return payload
 
 
