@@ -90,10 +90,11 @@ class ScannIndex:
           sphere, which ranks leaves by cosine as the queries are scored) of
           ``2√m`` leaves (at most 4,000) searched until about 2,500 items are
           scanned, and exact re-scoring of the best 150 (1M unit vectors: 5 of
-          2,000 leaves, recall 0.991-0.994 at about a third of the latency of
-          the Euclidean tree with 10 leaves and 200 re-scored, which reached
-          the same recall); raw vectors keep a Euclidean tree, about 20,000
-          items scanned and 1,000 re-scored;
+          2,000 leaves: recall 0.992 at 0.7-0.9 times the latency of the
+          Euclidean tree with 10 leaves and 200 re-scored, which reached
+          0.990-0.993; ``benchmarks/results/scann_sweep.md``); raw vectors
+          keep a Euclidean tree, about 20,000 items scanned and 1,000
+          re-scored;
         * asymmetric hashing with 2-dimensional blocks and anisotropic
           threshold 0.2 throughout (4-dimensional blocks, or re-scoring in
           bfloat16 or int8, stayed below 0.99 at a million).

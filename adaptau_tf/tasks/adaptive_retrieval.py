@@ -224,10 +224,9 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
         if training is None:
             training = gradient_recording()
         batch_metrics = compute_batch_metrics and bool(self.batch_metrics)
-        if (negative_embeddings is None and candidate_sampling_probability is None
-                and score_mask is None and not self.remove_accidental_hits
-                and self.loss_form == "paper" and self.num_hard_negatives is None
-                and not batch_metrics):
+        plain = (negative_embeddings is None and candidate_sampling_probability is None
+                 and score_mask is None and not batch_metrics)
+        if plain and self._whole_row_softmax:
             # Plain in-batch paper form: row b's softmax runs over the whole score
             # row, its positive (the diagonal) once in the denominator, as in
             # tfrs.tasks.Retrieval: no mask, no copy (the general path's values).
@@ -237,7 +236,8 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             per_example = full_softmax_loss(scores, user_scale)
             if training:
                 self._accumulate(query, user_ids, positive_scores, lambda: full_unit_loss(
-                    tf.stop_gradient(scores), small=self.strategy.normalize))
+                    tf.stop_gradient(scores), tf.stop_gradient(positive_scores),
+                    small=self.strategy.normalize))
         else:
             positive_scores, negative_scores, keep, log_q = retrieval_scores(
                 query, candidates, candidate_sampling_probability, candidate_ids,
@@ -334,6 +334,12 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
                                      message=message),
         ]):
             return tf.identity(user_ids)
+
+    @property
+    def _whole_row_softmax(self) -> bool:
+        """Whether plain in-batch rows may use the unmasked whole-row softmax."""
+        return (self.loss_form == "paper" and self.num_hard_negatives is None
+                and not self.remove_accidental_hits)
 
     def _scales(self, user_ids: tf.Tensor | None,
                 positive_scores: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -254,11 +254,12 @@ def full_softmax_loss(scores: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
     return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=scores * scale[:, None])
 
 
-def full_unit_loss(scores: tf.Tensor, small: bool = True) -> tf.Tensor:
+def full_unit_loss(scores: tf.Tensor, positives: tf.Tensor, small: bool = True) -> tf.Tensor:
     """:func:`full_softmax_loss` at τ = 1, forward only (the per-user statistic).
 
     Args:
         scores: ``[B, C]`` as for :func:`full_softmax_loss`.
+        positives: ``[B]``, the diagonal of ``scores``.
         small: scores known to be small (cosines): ``log Σ exp`` without the
             max pass, as :func:`unit_softmax_loss`.
 
@@ -266,10 +267,9 @@ def full_unit_loss(scores: tf.Tensor, small: bool = True) -> tf.Tensor:
         ``[B]`` losses.
 
     Example:
-        >>> float(full_unit_loss(tf.zeros([1, 2]))[0])
+        >>> float(full_unit_loss(tf.zeros([1, 2]), tf.zeros([1]))[0])
         0.6931...
     """
-    positives = tf.linalg.diag_part(scores)
     if small:
         return tf.math.log(tf.reduce_sum(tf.exp(scores), axis=1)) - positives
     return tf.reduce_logsumexp(scores, axis=1) - positives
