@@ -90,7 +90,9 @@ class AdaptiveTemperature(SerializableCallback):
         estimator: ``"mean"`` (default, as the reference code) or
             ``"mean-variance"``.
         warmup_epochs: epochs that use the prior gap (1 by default; the
-            published recipes use 100).
+            published recipes use 100, and so should a freshly initialised
+            feature two-tower trained for a few epochs: there the data-driven
+            τ0 settles far below the best fixed τ, docs/RESULTS.md).
         prior_gap: the warm-up value of ``μ+ − μ`` (0.7).
         activity_quantile: users above this quantile of training counts are
             active (0.2).
