@@ -230,14 +230,13 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             # Plain in-batch paper form: row b's softmax runs over the whole score
             # row, its positive (the diagonal) once in the denominator, as in
             # tfrs.tasks.Retrieval: no mask, no copy (the general path's values).
-            scores = tf.matmul(query, candidates, transpose_b=True)
-            positive_scores = tf.linalg.diag_part(scores)
-            _, user_scale = self._scales(user_ids, positive_scores)
-            per_example = full_softmax_loss(scores, user_scale)
+            _, user_scale = self._scales(user_ids, query[:, 0])  # [B] rows
+            per_example, logits, positive_scores = full_softmax_loss(
+                query, candidates, user_scale)
             if training:
                 self._accumulate(query, user_ids, positive_scores, lambda: full_unit_loss(
-                    tf.stop_gradient(scores), tf.stop_gradient(positive_scores),
-                    small=self.strategy.normalize))
+                    tf.stop_gradient(logits), tf.stop_gradient(user_scale),
+                    tf.stop_gradient(positive_scores), small=self.strategy.normalize))
         else:
             positive_scores, negative_scores, keep, log_q = retrieval_scores(
                 query, candidates, candidate_sampling_probability, candidate_ids,

@@ -9,6 +9,8 @@ logQ correction), the per-row softmax loss of both loss forms (ALGORITHM.md
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from adaptau_tf.tasks import negatives
@@ -193,11 +195,10 @@ def softmax_loss(
         k = tf.minimum(num_hard_negatives, tf.shape(negative_logits)[1])
         negative_logits = tf.math.top_k(negative_logits, k=k).values
     if loss_form == "reference":
-        return tf.reduce_logsumexp(negative_logits, axis=1) - positive_logits
+        return row_logsumexp(negative_logits) - positive_logits
     # Paper form: the positive sits once in its own denominator (in-batch, the
     # diagonal is masked out of the negatives and added back here).
-    all_logits = tf.concat([positive_logits[:, None], negative_logits], axis=1)
-    return tf.reduce_logsumexp(all_logits, axis=1) - positive_logits
+    return row_logsumexp(negative_logits, positive_logits) - positive_logits
 
 
 def unit_softmax_loss(positive_logits: tf.Tensor, negative_logits: tf.Tensor,
@@ -227,39 +228,105 @@ def unit_softmax_loss(positive_logits: tf.Tensor, negative_logits: tf.Tensor,
     return tf.math.log(total) - positive_logits
 
 
-def full_softmax_loss(scores: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
-    """Paper-form loss of plain in-batch rows: a softmax over the whole score row.
+def row_logsumexp(logits: tf.Tensor, extra: tf.Tensor | None = None) -> tf.Tensor:
+    """``[B]`` ``log Σ_j exp(logits[b, j])`` (plus ``exp(extra[b])``), a one-pass gradient.
 
-    Row ``b`` of ``scores`` ``[B, C]`` holds its positive at column ``b`` (the
-    diagonal) and its negatives everywhere else, with nothing masked: the
-    paper form's denominator (the positive once, every negative) is the whole
-    row, so the loss is the softmax cross-entropy of the row with label ``b``,
-    computed as ``tfrs.tasks.Retrieval`` does, by TF's fused kernel (loss and
-    gradient in one pass; :func:`softmax_loss` gives the same values from the
-    masked negatives plus the positive).
+    The value is ``tf.reduce_logsumexp``'s (shifted by the row's max); the
+    gradient is written by hand as ``softmax(row) × upstream``, reusing the
+    forward pass's exponentials: one multiply over ``[B, N]`` where autodiff
+    of the composite runs several passes, and no dense one-hot labels as
+    ``tf.nn.softmax_cross_entropy_with_logits`` needs. On CPU this softmax
+    loss is faster than TF's fused cross-entropy kernel, which pays for the
+    extra statistic of Adap-τ.
 
     Args:
-        scores: ``[B, C]`` unscaled scores, ``C >= B``.
-        scale: ``[B]`` inverse temperatures of the rows.
+        logits: ``[B, N]``.
+        extra: optional ``[B]`` logits joined to each row (the positive of the
+            paper form, without copying the row into ``[B, N + 1]``).
 
     Returns:
-        ``[B]`` losses.
+        ``[B]``.
 
     Example:
-        >>> float(full_softmax_loss(tf.zeros([1, 2]), tf.ones([1]))[0])
+        >>> float(row_logsumexp(tf.zeros([1, 2]))[0])
         0.6931...
     """
-    shape = tf.shape(scores)
-    labels = tf.eye(shape[0], shape[1], dtype=scores.dtype)
-    return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=scores * scale[:, None])
+    logits = tf.convert_to_tensor(logits)
+    if extra is None:
+        return _row_logsumexp(logits)
+    return _row_logsumexp_extra(logits, tf.convert_to_tensor(extra, logits.dtype))
 
 
-def full_unit_loss(scores: tf.Tensor, positives: tf.Tensor, small: bool = True) -> tf.Tensor:
+@tf.custom_gradient
+def _row_logsumexp(logits: tf.Tensor) -> tuple[tf.Tensor, Callable[..., tf.Tensor]]:
+    shift = tf.stop_gradient(tf.reduce_max(logits, axis=1))
+    exps = tf.exp(logits - shift[:, None])
+    total = tf.reduce_sum(exps, axis=1)
+
+    def grad(upstream: tf.Tensor) -> tf.Tensor:
+        return exps * (upstream / total)[:, None]
+
+    return tf.math.log(total) + shift, grad
+
+
+@tf.custom_gradient
+def _row_logsumexp_extra(
+    logits: tf.Tensor, extra: tf.Tensor
+) -> tuple[tf.Tensor, Callable[..., tuple[tf.Tensor, tf.Tensor]]]:
+    shift = tf.stop_gradient(tf.maximum(tf.reduce_max(logits, axis=1), extra))
+    exps = tf.exp(logits - shift[:, None])
+    extra_exp = tf.exp(extra - shift)
+    total = tf.reduce_sum(exps, axis=1) + extra_exp
+
+    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        ratio = upstream / total
+        return exps * ratio[:, None], extra_exp * ratio
+
+    return tf.math.log(total) + shift, grad
+
+
+def full_softmax_loss(
+    query: tf.Tensor, candidates: tf.Tensor, scale: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Paper-form loss of plain in-batch rows: a softmax over the whole score row.
+
+    Row ``b`` of the scores ``query @ candidates.T`` (``[B, C]``) holds its
+    positive at column ``b`` and its negatives everywhere else, with nothing
+    masked: the paper form's denominator (the positive once, every negative)
+    is the whole row, so the loss is the softmax cross-entropy of the row with
+    label ``b``, the loss of ``tfrs.tasks.Retrieval``. The row's inverse
+    temperature scales the query before the product (``[B, d]`` work instead
+    of ``[B, C]``, forward and backward) and the positive logit is taken from
+    the vectors, so no ``[B, C]`` one-hot labels are built.
+
+    Args:
+        query: ``[B, d]`` query vectors.
+        candidates: ``[C, d]`` candidate vectors, ``C >= B``; row ``b < B`` is
+            row ``b``'s positive.
+        scale: ``[B]`` inverse temperatures of the rows (may be trainable).
+
+    Returns:
+        ``(losses [B], logits [B, C], positive_scores [B])``: the logits are
+        the scaled scores, the positive scores unscaled.
+
+    Example:
+        >>> loss, _, _ = full_softmax_loss(tf.zeros([1, 2]), tf.zeros([2, 2]), tf.ones([1]))
+        >>> float(loss[0])
+        0.6931...
+    """
+    positive_scores = tf.reduce_sum(query * candidates[: tf.shape(query)[0]], axis=-1)
+    logits = tf.matmul(query * scale[:, None], candidates, transpose_b=True)
+    return row_logsumexp(logits) - positive_scores * scale, logits, positive_scores
+
+
+def full_unit_loss(logits: tf.Tensor, scale: tf.Tensor, positives: tf.Tensor,
+                   small: bool = True) -> tf.Tensor:
     """:func:`full_softmax_loss` at τ = 1, forward only (the per-user statistic).
 
     Args:
-        scores: ``[B, C]`` as for :func:`full_softmax_loss`.
-        positives: ``[B]``, the diagonal of ``scores``.
+        logits: ``[B, C]`` scaled scores, as :func:`full_softmax_loss` returns.
+        scale: ``[B]`` the inverse temperatures they were scaled by (non-zero).
+        positives: ``[B]``, the unscaled positive scores.
         small: scores known to be small (cosines): ``log Σ exp`` without the
             max pass, as :func:`unit_softmax_loss`.
 
@@ -267,9 +334,10 @@ def full_unit_loss(scores: tf.Tensor, positives: tf.Tensor, small: bool = True) 
         ``[B]`` losses.
 
     Example:
-        >>> float(full_unit_loss(tf.zeros([1, 2]), tf.zeros([1]))[0])
+        >>> float(full_unit_loss(tf.zeros([1, 2]), tf.ones([1]), tf.zeros([1]))[0])
         0.6931...
     """
+    scores = logits * (1.0 / scale)[:, None]
     if small:
         return tf.math.log(tf.reduce_sum(tf.exp(scores), axis=1)) - positives
     return tf.reduce_logsumexp(scores, axis=1) - positives
