@@ -89,15 +89,17 @@ class ScannIndex:
         * from 200,000 unit vectors a spherical k-means tree (centroids on the
           sphere, which ranks leaves by cosine as the queries are scored) of
           ``2√m`` leaves (at most 4,000) searched until about 2,500 items are
-          scanned, and exact re-scoring of the best 150 (1M unit vectors: 5 of
-          2,000 leaves: recall 0.992 at 0.7-0.9 times the latency of the
-          Euclidean tree with 10 leaves and 200 re-scored, which reached
-          0.990-0.993; ``benchmarks/results/scann_sweep.md``); raw vectors
-          keep a Euclidean tree, about 20,000 items scanned and 1,000
-          re-scored;
-        * asymmetric hashing with 2-dimensional blocks and anisotropic
-          threshold 0.2 throughout (4-dimensional blocks, or re-scoring in
-          bfloat16 or int8, stayed below 0.99 at a million).
+          scanned, asymmetric hashing with one dimension per block (finer
+          codes) and exact re-scoring of the best 40 (1M unit vectors: 5 of
+          2,000 leaves, recall 0.991; two dimensions per block needed 150
+          re-scored for 0.992 and were slower, the Euclidean tree with 10
+          leaves and 200 re-scored slower still;
+          ``benchmarks/results/scann_sweep.md``); raw vectors keep a
+          Euclidean tree, about 20,000 items scanned and 1,000 re-scored;
+        * otherwise asymmetric hashing with 2-dimensional blocks; anisotropic
+          threshold 0.2 throughout (4-dimensional blocks, int8 centroids, an
+          upper tree, or re-scoring in bfloat16 or int8 were no faster at 0.99
+          or stayed below it at a million).
 
         Args:
             num_items: ``m``.
@@ -132,7 +134,7 @@ class ScannIndex:
             scanned = max(5000, (0.2 if normalized else 0.4) * num_items)
             reorder = 200 if normalized else 1000
         else:
-            scanned, reorder = (2500, 150) if normalized else (20_000, 1000)
+            scanned, reorder = (2500, 40) if normalized else (20_000, 1000)
         search = int(min(num_leaves, math.ceil(scanned * num_leaves / num_items)))
         return {
             "strategy": "tree_ah",
@@ -141,7 +143,7 @@ class ScannIndex:
             "num_leaves_to_search": search,
             "spherical": bool(large and normalized),
             "training_sample_size": int(min(num_items, 250_000)),
-            "dimensions_per_block": 2,
+            "dimensions_per_block": 1 if large and normalized else 2,
             "anisotropic_quantization_threshold": 0.2,
             "reorder": int(max(reorder, 2 * num_neighbors)),
         }

@@ -34,7 +34,8 @@ def test_params_depend_on_catalogue_size():
     assert ScannIndex.choose_params(40_981, 64, normalized=False)["reorder"] == 1000
     big = ScannIndex.choose_params(1_000_000, 64)
     # 2√m = 2000 leaves of 500 items (spherical for unit vectors), 2,500 scanned: 5 leaves.
-    assert (big["num_leaves"], big["num_leaves_to_search"], big["reorder"]) == (2000, 5, 150)
+    assert (big["num_leaves"], big["num_leaves_to_search"], big["reorder"]) == (2000, 5, 40)
+    assert big["dimensions_per_block"] == 1 and gowalla["dimensions_per_block"] == 2
     assert big["spherical"] and not gowalla["spherical"]
     raw = ScannIndex.choose_params(1_000_000, 64, normalized=False)
     assert not raw["spherical"] and (raw["num_leaves_to_search"], raw["reorder"]) == (40, 1000)
