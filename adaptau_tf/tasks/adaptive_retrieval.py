@@ -230,7 +230,7 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
             # Plain in-batch paper form: row b's softmax runs over the whole score
             # row, its positive (the diagonal) once in the denominator, as in
             # tfrs.tasks.Retrieval: no mask, no copy (the general path's values).
-            _, user_scale = self._scales(user_ids, query[:, 0])  # [B] rows
+            _, user_scale = self._scales(user_ids, tf.shape(query)[0])
             per_example, logits, positive_scores = full_softmax_loss(
                 query, candidates, user_scale)
             if training:
@@ -341,9 +341,9 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
                 and not self.remove_accidental_hits)
 
     def _scales(self, user_ids: tf.Tensor | None,
-                positive_scores: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(positive [B], negative [B])`` inverse temperatures of the rows."""
-        ids = user_ids if user_ids is not None else tf.zeros_like(positive_scores, tf.int64)
+                rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(positive [B], negative [B])`` inverse temperatures of the ``rows = B`` rows."""
+        ids = user_ids if user_ids is not None else tf.zeros([rows], tf.int64)
         global_scale, user_scale = self.strategy(
             ids, self.inverse_temperature, self.user_inverse_temperature
         )
@@ -354,7 +354,7 @@ class AdaptiveRetrieval(tf.keras.layers.Layer):
     def _scaled_loss(self, user_ids: tf.Tensor | None, positive_scores: tf.Tensor,
                      negative_scores: tf.Tensor, keep: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
         """``[B]`` losses at the strategy's current temperatures for the loss form."""
-        positive_scale, user_scale = self._scales(user_ids, positive_scores)
+        positive_scale, user_scale = self._scales(user_ids, tf.shape(positive_scores)[0])
         return self._softmax_loss(
             positive_scores * positive_scale, negative_scores * user_scale[:, None] - log_q, keep
         )
