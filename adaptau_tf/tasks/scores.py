@@ -252,25 +252,13 @@ def row_logsumexp(logits: tf.Tensor, extra: tf.Tensor | None = None) -> tf.Tenso
         0.6931...
     """
     logits = tf.convert_to_tensor(logits)
-    if extra is None:
-        return _row_logsumexp(logits)
-    return _row_logsumexp_extra(logits, tf.convert_to_tensor(extra, logits.dtype))
+    if extra is None:  # exp(-inf) = 0: the row alone, and a zero gradient for the column
+        extra = tf.fill(tf.shape(logits)[:1], tf.constant(-float("inf"), logits.dtype))
+    return _row_logsumexp(logits, tf.convert_to_tensor(extra, logits.dtype))
 
 
 @tf.custom_gradient
-def _row_logsumexp(logits: tf.Tensor) -> tuple[tf.Tensor, Callable[..., tf.Tensor]]:
-    shift = tf.stop_gradient(tf.reduce_max(logits, axis=1))
-    exps = tf.exp(logits - shift[:, None])
-    total = tf.reduce_sum(exps, axis=1)
-
-    def grad(upstream: tf.Tensor) -> tf.Tensor:
-        return exps * (upstream / total)[:, None]
-
-    return tf.math.log(total) + shift, grad
-
-
-@tf.custom_gradient
-def _row_logsumexp_extra(
+def _row_logsumexp(
     logits: tf.Tensor, extra: tf.Tensor
 ) -> tuple[tf.Tensor, Callable[..., tuple[tf.Tensor, tf.Tensor]]]:
     shift = tf.stop_gradient(tf.maximum(tf.reduce_max(logits, axis=1), extra))
